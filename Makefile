@@ -1,0 +1,44 @@
+# The two commands of the README: `make quickstart` and `make test`.
+# Both create .venv and install what they need on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
+
+.PHONY: install quickstart test test-tensorflow test-jax test-large bench-throughput bench-cifar10 docs clean
+
+$(STAMP): requirements.txt requirements-test.txt setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-test.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Pretrain -> evaluate -> export -> reload -> fine-tune on the digits scikit-learn ships.
+quickstart: $(STAMP)
+	$(BIN)/keras-ssl quickstart --output quickstart_report
+
+# The default suite, once per backend. Slow tests are marked `large`.
+test: test-tensorflow test-jax
+
+test-tensorflow: $(STAMP)
+	KERAS_BACKEND=tensorflow $(PYTEST) -m "not large" tests
+
+test-jax: $(STAMP)
+	KERAS_BACKEND=jax $(PYTEST) -m "not large" tests
+
+test-large: $(STAMP)
+	KERAS_BACKEND=tensorflow $(PYTEST) -m large tests
+
+bench-throughput: $(STAMP)
+	$(BIN)/python bench/throughput.py
+
+bench-cifar10: $(STAMP)
+	$(BIN)/python bench/cifar10_pretrain.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info quickstart_report

@@ -1,0 +1,23 @@
+"""Augmentation layers that generate views on the accelerator."""
+
+from keras_ssl.augment.image import (
+    GaussianBlur,
+    ImageAugmenter,
+    MultiViewAugmenter,
+    RandomApply,
+    RandomResizedCrop,
+    Solarize,
+    simclr_augmenter,
+    to_unit_float,
+)
+
+__all__ = [
+    "GaussianBlur",
+    "ImageAugmenter",
+    "MultiViewAugmenter",
+    "RandomApply",
+    "RandomResizedCrop",
+    "Solarize",
+    "simclr_augmenter",
+    "to_unit_float",
+]

@@ -1,0 +1,93 @@
+"""Turns what users pass to `fit` into batches a method can train on.
+
+TensorFlow is imported lazily, only when a tf.data or TFDS input is given.
+"""
+
+import numpy as np
+
+from keras_ssl.data.arrays import ArrayBatches, check_images
+
+DEFAULT_BATCH_SIZE = 256
+
+
+def _is_tf_dataset(x):
+    return type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec")
+
+
+def _batch_too_small(method_name, min_batch_size, received):
+    return ValueError(
+        f"{method_name} needs at least {min_batch_size} images per batch "
+        f"(each image's views need other images as negatives). Received: {received}"
+    )
+
+
+def tfds_images(name, split="train", data_dir=None, batch_size=DEFAULT_BATCH_SIZE, download=False, shuffle=True):
+    """Batched images (labels dropped) of a TensorFlow Datasets dataset.
+
+    With `download=False` (the default) nothing is fetched: the dataset must
+    already be prepared under `data_dir`, so this works offline.
+    """
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    ds = tfds.load(name, split=split, data_dir=data_dir, download=download, shuffle_files=shuffle)
+    ds = ds.map(lambda example: example["image"], num_parallel_calls=tf.data.AUTOTUNE)
+    if shuffle:
+        ds = ds.shuffle(10 * batch_size)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _check_tf_dataset(ds, min_batch_size, method_name):
+    import tensorflow as tf
+
+    spec = ds.element_spec
+    if isinstance(spec, (tuple, list)):
+        spec = spec[0]
+    if isinstance(spec, dict):
+        raise ValueError(
+            "Expected a dataset of images or (images, labels). Received a dataset of dicts with keys "
+            f"{sorted(spec)}: map it to the image tensor first."
+        )
+    shape = tuple(spec.shape)
+    if len(shape) == 3:
+        raise ValueError(f"Expected a batched dataset of (batch, height, width, channels). Received element shape {shape}: call .batch() on it.")
+    if len(shape) != 4 or shape[-1] not in (1, 3):
+        raise ValueError(f"Expected batches of shape (batch, height, width, 1 or 3). Received element shape {shape}")
+    if spec.dtype not in (tf.uint8, tf.float16, tf.bfloat16, tf.float32, tf.float64):
+        raise ValueError(f"Expected uint8 images in [0, 255] or float images in [0, 1]. Received: dtype={spec.dtype.name}")
+    if shape[0] is not None and shape[0] < min_batch_size:
+        raise _batch_too_small(method_name, min_batch_size, f"batch size {shape[0]}")
+    cardinality = int(ds.cardinality())
+    if cardinality == 0:
+        raise ValueError("The dataset is empty (0 batches). Received: an empty tf.data.Dataset")
+    steps = cardinality if cardinality > 0 else None
+    return steps, shape[1:]
+
+
+def prepare_pretraining_data(x, batch_size=None, min_batch_size=1, method_name="This method", shuffle=True, seed=None):
+    """Validates pretraining input; returns `(data_for_fit, steps_per_epoch, image_shape)`."""
+    import keras
+
+    if x is None:
+        raise ValueError("Expected training images. Received: x=None")
+    if isinstance(x, str):
+        x = tfds_images(x, batch_size=batch_size or DEFAULT_BATCH_SIZE, shuffle=shuffle)
+        batch_size = None
+    if _is_tf_dataset(x):
+        if batch_size is not None:
+            raise ValueError("Do not pass `batch_size` with a tf.data.Dataset: batch the dataset instead.")
+        steps, shape = _check_tf_dataset(x, min_batch_size, method_name)
+        return x, steps, shape
+    if isinstance(x, keras.utils.PyDataset):
+        return x, len(x), None
+    if isinstance(x, (tuple, list)) and len(x) == 2 and not np.isscalar(x[0]):
+        x = x[0]  # (images, labels): labels are not used for pretraining
+    images = check_images(x)
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
+    if batch_size < min_batch_size:
+        raise _batch_too_small(method_name, min_batch_size, f"batch_size={batch_size}")
+    if len(images) < min_batch_size:
+        raise _batch_too_small(method_name, min_batch_size, f"{len(images)} image(s) in total")
+    batch_size = min(batch_size, len(images))
+    batches = ArrayBatches(images, batch_size, shuffle=shuffle, seed=seed)
+    return batches, len(batches), images.shape[1:]

@@ -1,0 +1,185 @@
+"""The base class of every self-supervised method.
+
+A method is a `keras.Model` whose training step augments a batch of unlabelled
+inputs, runs its networks and returns a loss. Subclasses write only that part,
+`compute_ssl_loss`, in backend-neutral `keras.ops`; the gradient step itself
+lives once per backend in `keras_ssl.trainers`.
+"""
+
+import warnings
+
+import keras
+from keras import ops
+
+from keras_ssl import trainers
+
+
+def embedding_std(z):
+    """Mean per-dimension std of L2-normalised embeddings (a collapse indicator).
+
+    About 1/sqrt(dim) for well-spread embeddings, and 0 when every input maps
+    to the same point (Chen & He, 2021, sec. 4.1).
+    """
+    z = ops.normalize(ops.cast(z, "float32"), axis=1)
+    return ops.mean(ops.std(z, axis=0))
+
+
+class Method(keras.Model):
+    """Base class: holds the encoder and augmenter and owns the training step.
+
+    Subclasses implement `compute_ssl_loss(images, training)` returning
+    `(loss, extra_logs)` and, when they have heads, `build_heads(feature_dim)`.
+    `method.encoder` is the network to reuse downstream; calling the method
+    (or `predict`) returns the encoder's features.
+
+    Attributes:
+        min_batch_size: the smallest batch the loss is defined for.
+        logged_metrics: names of the values `compute_ssl_loss` reports, logged
+            as running means by `fit`.
+    """
+
+    min_batch_size = 1
+    logged_metrics = ("embedding_std",)
+
+    def __init__(self, encoder, augmenter=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(encoder, dict):
+            encoder = keras.saving.deserialize_keras_object(encoder)
+        if isinstance(augmenter, dict):
+            augmenter = keras.saving.deserialize_keras_object(augmenter)
+        if not isinstance(encoder, keras.Model):
+            raise ValueError(f"`encoder` must be a keras.Model. Received: {type(encoder).__name__}")
+        self.encoder = encoder
+        self.augmenter = augmenter
+        self._given_augmenter = augmenter is not None
+        self._default_optimizer = False
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.trackers = [keras.metrics.Mean(name=name) for name in self.logged_metrics]
+
+    # --- what a subclass writes -------------------------------------------------
+
+    def compute_ssl_loss(self, images, training=True):
+        """Returns `(loss, {name: value})` for one batch of raw images."""
+        raise NotImplementedError(f"{type(self).__name__} must implement compute_ssl_loss().")
+
+    def build_heads(self, feature_dim):
+        """Creates the variables of the method's heads (projectors, predictors)."""
+
+    def default_augmenter(self, image_size):
+        """The method's paper recipe for images of side `image_size`."""
+        return None
+
+    def after_optimizer_step(self):
+        """Runs after every optimizer step (momentum teachers, queues)."""
+
+    # --- Keras plumbing ------------------------------------------------------------
+
+    @property
+    def feature_dim(self):
+        return self.encoder.output_shape[-1]
+
+    def build(self, input_shape):
+        if self.augmenter is None:
+            self.augmenter = self.default_augmenter(input_shape[1] or 32)
+        self.build_heads(self.feature_dim)
+        self.built = True
+
+    def call(self, images, training=False):
+        from keras_ssl.augment import to_unit_float
+
+        return self.encoder(to_unit_float(images), training=training)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, *self.trackers]
+
+    def update_trackers(self, loss, logs):
+        """Updates the running means; returns the logs `fit` shows."""
+        self.loss_tracker.update_state(loss)
+        for tracker in self.trackers:
+            if tracker.name in logs:
+                tracker.update_state(logs[tracker.name])
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, *args):
+        # TensorFlow calls train_step(data); JAX calls train_step(state, data).
+        return trainers.get_trainer().train_step(self, *args)
+
+    def test_step(self, *args):
+        return trainers.get_trainer().test_step(self, *args)
+
+    def compile(self, optimizer=None, learning_rate=1e-3, weight_decay=1e-4, warmup_fraction=0.1, **kwargs):
+        """Compiles with AdamW and a linear-warmup + cosine schedule by default.
+
+        With `optimizer=None`, `fit` builds AdamW(`learning_rate`,
+        `weight_decay`) whose rate warms up over the first `warmup_fraction`
+        of the steps and then follows a cosine to zero over the run; biases
+        and normalisation parameters are excluded from weight decay. Any
+        Keras optimizer may be passed instead. Other arguments go to
+        `keras.Model.compile` (e.g. `jit_compile`).
+        """
+        if not 0 <= warmup_fraction < 1:
+            raise ValueError(f"`warmup_fraction` must be in [0, 1). Received: {warmup_fraction}")
+        self._default_optimizer = optimizer is None
+        self._schedule_args = dict(
+            learning_rate=learning_rate, weight_decay=weight_decay, warmup_fraction=warmup_fraction
+        )
+        if optimizer is None:
+            optimizer = self._make_optimizer(learning_rate)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def _make_optimizer(self, learning_rate):
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=learning_rate, weight_decay=self._schedule_args["weight_decay"]
+        )
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "_bn"])
+        return optimizer
+
+    def _schedule_for(self, total_steps):
+        args = self._schedule_args
+        warmup = int(args["warmup_fraction"] * total_steps)
+        return keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup else args["learning_rate"],
+            decay_steps=max(1, total_steps - warmup),
+            warmup_target=args["learning_rate"] if warmup else None,
+            warmup_steps=warmup,
+        )
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, shuffle=True, **kwargs):
+        """Pretrains on unlabelled images; labels (`y`) are ignored.
+
+        `x` may be a NumPy array (uint8 [0, 255] or float [0, 1], NHWC), a
+        batched `tf.data.Dataset` (of images or `(images, labels)`), the name
+        of a TFDS dataset (see `keras_ssl.data.tfds_images`), or a
+        `keras.utils.PyDataset`. Array batches drop the remainder so every
+        step sees a full batch.
+        """
+        from keras_ssl import data
+
+        if not self.compiled:
+            self.compile()
+        x, steps, image_shape = data.prepare_pretraining_data(
+            x,
+            batch_size=batch_size,
+            min_batch_size=self.min_batch_size,
+            method_name=type(self).__name__,
+            shuffle=shuffle,
+        )
+        if not self.built:
+            self.build((None, *image_shape))
+        if self._default_optimizer and not self.optimizer.built:
+            total = kwargs.get("steps_per_epoch") or steps
+            if total:
+                self.optimizer = self._make_optimizer(self._schedule_for(int(total) * epochs))
+            else:
+                warnings.warn("Unknown steps per epoch: training with a constant learning rate.", stacklevel=2)
+        # Shuffling is done by the data prepared above (Keras would warn it ignores it).
+        return super().fit(x, epochs=epochs, shuffle=False, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            encoder=keras.saving.serialize_keras_object(self.encoder),
+            augmenter=keras.saving.serialize_keras_object(self.augmenter) if self._given_augmenter else None,
+        )
+        return config
