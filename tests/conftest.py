@@ -1,6 +1,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Tests check behaviour, not speed: XLA's CPU optimisation passes cost far more
+# than the tiny graphs they run (JAX compiles ~10x faster without them).
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

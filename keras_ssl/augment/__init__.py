@@ -7,6 +7,8 @@ from keras_ssl.augment.image import (
     RandomApply,
     RandomResizedCrop,
     Solarize,
+    byol_augmenter,
+    moco_augmenter,
     simclr_augmenter,
     to_unit_float,
 )
@@ -18,6 +20,8 @@ __all__ = [
     "RandomApply",
     "RandomResizedCrop",
     "Solarize",
+    "byol_augmenter",
+    "moco_augmenter",
     "simclr_augmenter",
     "to_unit_float",
 ]

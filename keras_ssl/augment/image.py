@@ -378,7 +378,26 @@ class MultiViewAugmenter(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(views=[keras.saving.serialize_keras_object(v) for v in self.views])
+        # A layer listed twice must come back as one layer, not two copies:
+        # two copies with the same seed would draw identical views.
+        sources = [next(i for i, u in enumerate(self.views) if u is v) for v in self.views]
+        if sources != list(range(len(self.views))):
+            config["view_sources"] = sources
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        sources = config.pop("view_sources", None)
+        views = config.pop("views")
+        if sources is not None:
+            built = {}
+            for i, s in enumerate(sources):
+                if s not in built:
+                    v = views[s]
+                    built[s] = keras.saving.deserialize_keras_object(v) if isinstance(v, dict) else v
+            views = [built[s] for s in sources]
+        return cls(views=views, **config)
 
 
 def simclr_augmenter(image_size=32, seed=None):
@@ -405,3 +424,40 @@ def simclr_augmenter(image_size=32, seed=None):
 
 for _cls in (RandomResizedCrop, RandomApply, GaussianBlur, Solarize, ImageAugmenter, MultiViewAugmenter):
     keras.saving.register_keras_serializable(package="keras_ssl")(_cls)
+
+
+def byol_augmenter(image_size=32, seed=None):
+    """BYOL's asymmetric pair (Grill et al., 2020, Table 6).
+
+    Both views: crop (0.08, 1), flip, colour jitter with probability 0.8,
+    grayscale 0.2. View 1 is always blurred and never solarised; view 2 is
+    blurred with probability 0.1 and solarised with probability 0.2. Blur is
+    dropped for images of 64 pixels or less, as lightly does for CIFAR-10.
+    """
+    small = image_size <= 64
+    common = dict(crop_scale=(0.08, 1.0), jitter_strength=0.5, jitter_probability=0.8, grayscale_probability=0.2)
+    first = ImageAugmenter(blur_probability=0.0 if small else 1.0, seed=seed, name="byol_view1", **common)
+    second = ImageAugmenter(
+        blur_probability=0.0 if small else 0.1,
+        solarize_probability=0.2,
+        seed=None if seed is None else seed + 100,
+        name="byol_view2",
+        **common,
+    )
+    return MultiViewAugmenter([first, second], name="byol_augmenter")
+
+
+def moco_augmenter(image_size=32, seed=None):
+    """MoCo v2's recipe (Chen et al., 2020b): SimCLR's, crop scale (0.2, 1), blur 0.5 on large images."""
+    small = image_size <= 64
+    view = ImageAugmenter(
+        crop_scale=(0.2, 1.0),
+        jitter_strength=0.5,
+        jitter_probability=0.8,
+        grayscale_probability=0.2,
+        blur_probability=0.0 if small else 0.5,
+        seed=seed,
+        name="moco_view",
+    )
+    return MultiViewAugmenter([view, view], name="moco_augmenter")
+

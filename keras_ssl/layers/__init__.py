@@ -1,5 +1,7 @@
-"""Building blocks shared by the methods: heads, queues, EMA."""
+"""Building blocks shared by the methods: heads, queues, EMA teachers."""
 
+from keras_ssl.layers.ema import copy_as_teacher, ema_update, momentum_schedule
 from keras_ssl.layers.heads import mlp_head, simclr_projection_head
+from keras_ssl.layers.queue import FeatureQueue
 
-__all__ = ["mlp_head", "simclr_projection_head"]
+__all__ = ["FeatureQueue", "copy_as_teacher", "ema_update", "mlp_head", "momentum_schedule", "simclr_projection_head"]

@@ -1,5 +1,8 @@
 """Self-supervised losses: pure keras.ops functions plus Loss wrappers."""
 
+from keras_ssl.losses.cosine import negative_cosine_similarity
+from keras_ssl.losses.info_nce import InfoNCE, info_nce
 from keras_ssl.losses.nt_xent import NTXent, nt_xent
+from keras_ssl.losses.redundancy import barlow_twins, vicreg
 
-__all__ = ["NTXent", "nt_xent"]
+__all__ = ["InfoNCE", "NTXent", "barlow_twins", "info_nce", "negative_cosine_similarity", "nt_xent", "vicreg"]

@@ -3,21 +3,7 @@
 import keras
 from keras import ops
 
-
-def _l2_normalize(z):
-    """Rows of `z` scaled to unit L2 norm; all-zero rows stay zero.
-
-    Each row is first divided by its largest magnitude, so the sum of squares
-    can neither overflow (|z| > ~1e19) nor underflow (|z| < ~1e-19) in float32.
-    The result does not depend on that per-row scale, so stopping its gradient
-    is exact. All-zero rows (a collapsed projection) get a zero output and a
-    zero, not NaN, gradient.
-    """
-    scale = ops.max(ops.abs(z), axis=1, keepdims=True)
-    nonzero = scale > 0
-    u = ops.where(nonzero, z / ops.stop_gradient(ops.where(nonzero, scale, 1.0)), 1.0)
-    u = u * ops.rsqrt(ops.sum(ops.square(u), axis=1, keepdims=True))
-    return ops.where(nonzero, u, 0.0)
+from keras_ssl.losses.normalize import l2_normalize
 
 
 def nt_xent(z1, z2, temperature=0.5):
@@ -54,7 +40,7 @@ def nt_xent(z1, z2, temperature=0.5):
         )
     n = ops.shape(z1)[0]
     z = ops.concatenate([z1, z2], axis=0)
-    z = _l2_normalize(ops.cast(z, "float32"))  # (2N, D)
+    z = l2_normalize(ops.cast(z, "float32"))  # (2N, D)
     logits = ops.matmul(z, ops.transpose(z)) / temperature  # (2N, 2N)
     # A large negative (not -inf) on the diagonal keeps the softmax finite.
     logits = logits - 1e9 * ops.eye(2 * n, dtype="float32")

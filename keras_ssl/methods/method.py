@@ -12,6 +12,7 @@ import keras
 from keras import ops
 
 from keras_ssl import trainers
+from keras_ssl.losses.normalize import l2_normalize
 
 
 def embedding_std(z):
@@ -20,7 +21,7 @@ def embedding_std(z):
     About 1/sqrt(dim) for well-spread embeddings, and 0 when every input maps
     to the same point (Chen & He, 2021, sec. 4.1).
     """
-    z = ops.normalize(ops.cast(z, "float32"), axis=1)
+    z = l2_normalize(ops.cast(z, "float32"))
     return ops.mean(ops.std(z, axis=0))
 
 
@@ -28,7 +29,9 @@ class Method(keras.Model):
     """Base class: holds the encoder and augmenter and owns the training step.
 
     Subclasses implement `compute_ssl_loss(images, training)` returning
-    `(loss, extra_logs)` and, when they have heads, `build_heads(feature_dim)`.
+    `(loss, extra_logs)` and, when they have heads, `build_heads(feature_dim)`,
+    which they call at the end of `__init__` so every variable (heads,
+    teachers, queues) exists before any training or tracing.
     `method.encoder` is the network to reuse downstream; calling the method
     (or `predict`) returns the encoder's features.
 
@@ -53,6 +56,7 @@ class Method(keras.Model):
         self.augmenter = augmenter
         self._given_augmenter = augmenter is not None
         self._default_optimizer = False
+        self.planned_steps = None
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.trackers = [keras.metrics.Mean(name=name) for name in self.logged_metrics]
 
@@ -78,10 +82,15 @@ class Method(keras.Model):
     def feature_dim(self):
         return self.encoder.output_shape[-1]
 
+    @property
+    def embedding_dim(self):
+        """Size of the embeddings whose spread `embedding_std` measures."""
+        return getattr(self, "projection_dim", self.feature_dim)
+
     def build(self, input_shape):
+        # Only the augmenter waits for the input: its recipe depends on the image size.
         if self.augmenter is None:
             self.augmenter = self.default_augmenter(input_shape[1] or 32)
-        self.build_heads(self.feature_dim)
         self.built = True
 
     def call(self, images, training=False):
@@ -167,14 +176,21 @@ class Method(keras.Model):
         )
         if not self.built:
             self.build((None, *image_shape))
+        per_epoch = kwargs.get("steps_per_epoch") or steps
+        # Momentum schedules (BYOL, DINO) run over the planned steps of this fit.
+        self.planned_steps = int(per_epoch) * epochs if per_epoch else None
         if self._default_optimizer and not self.optimizer.built:
-            total = kwargs.get("steps_per_epoch") or steps
-            if total:
-                self.optimizer = self._make_optimizer(self._schedule_for(int(total) * epochs))
+            if self.planned_steps:
+                self.optimizer = self._make_optimizer(self._schedule_for(self.planned_steps))
             else:
                 warnings.warn("Unknown steps per epoch: training with a constant learning rate.", stacklevel=2)
+        from keras_ssl.evaluation.callbacks import CollapseWarning
+
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        if not any(isinstance(c, CollapseWarning) for c in callbacks):
+            callbacks.append(CollapseWarning())
         # Shuffling is done by the data prepared above (Keras would warn it ignores it).
-        return super().fit(x, epochs=epochs, shuffle=False, **kwargs)
+        return super().fit(x, epochs=epochs, shuffle=False, callbacks=callbacks, **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -37,6 +37,7 @@ class SimCLR(Method):
         self.hidden_dim = hidden_dim
         self.temperature = float(temperature)
         self.projector = simclr_projection_head(hidden_dim or self.feature_dim, self.projection_dim)
+        self.build_heads(self.feature_dim)
 
     def default_augmenter(self, image_size):
         return simclr_augmenter(image_size)

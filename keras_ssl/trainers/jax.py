@@ -12,6 +12,14 @@ import keras
 from keras_ssl.trainers import unpack_images
 
 
+def _mapping(method, trainable, non_trainable, optimizer_vars=None):
+    """Pairs each Keras variable of the method (and optimizer) with its array."""
+    pairs = list(zip(method.trainable_variables, trainable)) + list(zip(method.non_trainable_variables, non_trainable))
+    if optimizer_vars is not None:
+        pairs += list(zip(method.optimizer.variables, optimizer_vars))
+    return pairs
+
+
 def _updated(variables, values, scope):
     out = []
     for v, old in zip(variables, values):
@@ -28,11 +36,7 @@ def train_step(method, state, data):
     opt = method.optimizer
 
     def loss_fn(trainable, non_trainable):
-        mapping = (
-            list(zip(method.trainable_variables, trainable))
-            + list(zip(method.non_trainable_variables, non_trainable))
-            + list(zip(opt.variables, optimizer_vars))
-        )
+        mapping = _mapping(method, trainable, non_trainable, optimizer_vars)
         with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
             loss, logs = method.compute_ssl_loss(images, training=True)
             if scope.losses:
@@ -43,8 +47,8 @@ def train_step(method, state, data):
     (_, (loss, logs, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable, non_trainable)
     trainable, optimizer_vars = opt.stateless_apply(optimizer_vars, grads, trainable)
 
-    mapping = list(zip(method.trainable_variables, trainable)) + list(zip(method.non_trainable_variables, non_trainable))
-    with keras.StatelessScope(state_mapping=mapping) as scope:
+    # The hook sees the updated weights and step count (momentum schedules read it).
+    with keras.StatelessScope(state_mapping=_mapping(method, trainable, non_trainable, optimizer_vars)) as scope:
         method.after_optimizer_step()
     non_trainable = _updated(method.non_trainable_variables, non_trainable, scope)
 
@@ -54,8 +58,7 @@ def train_step(method, state, data):
 
 def test_step(method, state, data):
     trainable, non_trainable, metrics_vars = state
-    mapping = list(zip(method.trainable_variables, trainable)) + list(zip(method.non_trainable_variables, non_trainable))
-    with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
+    with keras.StatelessScope(state_mapping=_mapping(method, trainable, non_trainable), collect_losses=True) as scope:
         loss, logs = method.compute_ssl_loss(unpack_images(data), training=False)
         if scope.losses:
             loss = loss + sum(scope.losses)

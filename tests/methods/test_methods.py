@@ -12,7 +12,14 @@ import pytest
 from keras_ssl import backbones, methods
 from keras_ssl.testing import cifar10_sample, weights_changed, weights_snapshot
 
-METHOD_KWARGS = {"simclr": {"projection_dim": 8, "hidden_dim": 16}}
+METHOD_KWARGS = {
+    "simclr": {"projection_dim": 8, "hidden_dim": 16},
+    "moco": {"projection_dim": 8, "hidden_dim": 16, "queue_size": 32},
+    "byol": {"projection_dim": 8, "hidden_dim": 16},
+    "simsiam": {"projection_dim": 8},
+    "barlow_twins": {"projection_dim": 8, "hidden_dim": 16},
+    "vicreg": {"projection_dim": 8, "hidden_dim": 16},
+}
 
 
 def tiny_encoder():

@@ -1,0 +1,94 @@
+"""Momentum teachers and queues: updated every step, not trainable, saved and restored."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_ssl import backbones, layers, methods
+from keras_ssl.testing import cifar10_sample
+
+
+def tiny_encoder():
+    return backbones.ConvNet(filters=(4, 8), input_shape=(32, 32, 3))
+
+
+def values(model):
+    return [np.array(v) for v in model.weights]
+
+
+def differs(a, b):
+    return any(not np.allclose(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize(
+    "make, teacher",
+    [
+        (lambda: methods.MoCo(tiny_encoder(), projection_dim=8, queue_size=16, momentum=0.5), "key_encoder"),
+        (lambda: methods.MoCo(tiny_encoder(), projection_dim=8, version=3, momentum=0.5), "key_encoder"),
+        (lambda: methods.BYOL(tiny_encoder(), projection_dim=8, hidden_dim=16, momentum=0.5), "target_encoder"),
+    ],
+    ids=["moco_v2", "moco_v3", "byol"],
+)
+def test_teacher_follows_the_student_and_is_not_trainable(make, teacher):
+    (x, _), _ = cifar10_sample(num_train=16)
+    method = make()
+    method.compile(optimizer=keras.optimizers.SGD(0.1))
+    method.build((None, 32, 32, 3))
+    target = getattr(method, teacher)
+    trainable_ids = {id(v) for v in method.trainable_variables}
+    assert target.weights and not any(id(v) in trainable_ids for v in target.weights)
+    np.testing.assert_allclose(values(target)[0], values(method.encoder)[0])  # starts as a copy
+    before = values(target)
+    method.fit(x, batch_size=8, epochs=1, verbose=0)  # two steps
+    after = values(target)
+    assert differs(before, after), "the teacher did not move"
+    # EMA: the teacher lies between where it started and where the student ended.
+    kernel_before, kernel_after, student = before[0], after[0], np.array(method.encoder.weights[0])
+    assert not np.allclose(kernel_after, student)
+    assert np.linalg.norm(kernel_after - student) < np.linalg.norm(kernel_before - student)
+
+
+def test_queue_takes_each_batch_of_keys_and_wraps_around():
+    queue = layers.FeatureQueue(size=5, dim=2)
+    queue.push(keras.ops.ones((3, 2)))
+    queue.push(2 * keras.ops.ones((3, 2)))  # rows 3, 4 then wraps to row 0
+    keys = np.array(queue.keys)
+    np.testing.assert_allclose(keys[:, 0], [2, 1, 1, 2, 2])
+    assert int(np.array(queue.position)) == 1
+    assert not queue.trainable_weights
+    with pytest.raises(ValueError, match="Cannot push 6 keys"):
+        queue.push(keras.ops.ones((6, 2)))
+
+
+def test_moco_queue_fills_during_fit():
+    (x, _), _ = cifar10_sample(num_train=16)
+    method = methods.MoCo(tiny_encoder(), projection_dim=8, queue_size=16)
+    method.compile(optimizer=keras.optimizers.SGD(0.1))
+    method.build((None, 32, 32, 3))
+    before = np.array(method.queue.keys)
+    method.fit(x, batch_size=8, epochs=1, verbose=0)  # 2 steps x 8 keys fill all 16 slots
+    after = np.array(method.queue.keys)
+    assert int(np.array(method.queue.position)) == 0
+    changed_rows = ~np.all(np.isclose(before, after), axis=1)
+    assert changed_rows.all(), f"rows never written: {np.flatnonzero(~changed_rows)}"
+
+
+def test_checkpoint_restores_queue_and_teacher(tmp_path):
+    (x, _), _ = cifar10_sample(num_train=16)
+
+    def make():
+        method = methods.MoCo(tiny_encoder(), projection_dim=8, queue_size=16)
+        method.compile(optimizer=keras.optimizers.SGD(0.1))
+        method.build((None, 32, 32, 3))
+        return method
+
+    trained = make()
+    trained.fit(x, batch_size=8, epochs=1, verbose=0)
+    trained.save_weights(tmp_path / "moco.weights.h5")
+    resumed = make()
+    assert differs(values(trained.key_encoder), values(resumed.key_encoder))
+    resumed.load_weights(tmp_path / "moco.weights.h5")
+    np.testing.assert_allclose(np.array(resumed.queue.keys), np.array(trained.queue.keys))
+    assert int(np.array(resumed.queue.position)) == int(np.array(trained.queue.position))
+    for a, b in zip(values(resumed.key_encoder), values(trained.key_encoder)):
+        np.testing.assert_allclose(a, b)
