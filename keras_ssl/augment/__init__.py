@@ -9,6 +9,7 @@ from keras_ssl.augment.image import (
     Solarize,
     byol_augmenter,
     moco_augmenter,
+    multicrop_augmenter,
     simclr_augmenter,
     to_unit_float,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "Solarize",
     "byol_augmenter",
     "moco_augmenter",
+    "multicrop_augmenter",
     "simclr_augmenter",
     "to_unit_float",
 ]

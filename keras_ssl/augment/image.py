@@ -461,3 +461,29 @@ def moco_augmenter(image_size=32, seed=None):
     )
     return MultiViewAugmenter([view, view], name="moco_augmenter")
 
+
+
+def multicrop_augmenter(image_size=32, num_local=4, local_size=None, seed=None):
+    """DINO's multi-crop: 2 global views at full size + `num_local` small local views.
+
+    Global crops cover 40-100% of the image, local crops 5-40% and are resized
+    to `local_size` (default: 3/7 of the image side, 96/224 as in the paper).
+    Global view 1 is always blurred, global view 2 blurred with probability
+    0.1 and solarised with 0.2, local views blurred with 0.5 (blur is dropped
+    for images of 64 pixels or less).
+    """
+    small = image_size <= 64
+    local_size = local_size or max(8, round(image_size * 96 / 224))
+    common = dict(jitter_strength=0.5, jitter_probability=0.8, grayscale_probability=0.2)
+
+    def sub_seed(i):
+        return None if seed is None else seed + 100 * i
+
+    global1 = ImageAugmenter(crop_scale=(0.4, 1.0), blur_probability=0.0 if small else 1.0, seed=sub_seed(1), name="dino_global1", **common)
+    global2 = ImageAugmenter(
+        crop_scale=(0.4, 1.0), blur_probability=0.0 if small else 0.1, solarize_probability=0.2, seed=sub_seed(2), name="dino_global2", **common
+    )
+    local = ImageAugmenter(
+        crop_scale=(0.05, 0.4), size=(local_size, local_size), blur_probability=0.0 if small else 0.5, seed=sub_seed(3), name="dino_local", **common
+    )
+    return MultiViewAugmenter([global1, global2] + [local] * num_local, name="multicrop_augmenter")

@@ -28,3 +28,49 @@ def simclr_projection_head(hidden_dim, output_dim=128):
     Dense -> BatchNorm -> ReLU -> Dense, as in the paper's CIFAR code.
     """
     return mlp_head([(hidden_dim, True, "relu"), (output_dim, False, None)], name="projection_head")
+
+
+@keras.saving.register_keras_serializable(package="keras_ssl")
+class PrototypeLayer(layers.Layer):
+    """A bias-free Dense layer whose weight columns are L2-normalised (weight norm, g = 1).
+
+    DINO's last layer: "a weight normalized fully connected layer with K
+    dimensions" (Caron et al., 2021); each output is a cosine to a prototype.
+    """
+
+    def __init__(self, num_prototypes, **kwargs):
+        super().__init__(**kwargs)
+        self.num_prototypes = int(num_prototypes)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.num_prototypes), initializer="glorot_uniform", name="kernel")
+
+    def call(self, x):
+        kernel = self.kernel / keras.ops.sqrt(keras.ops.sum(keras.ops.square(self.kernel), axis=0, keepdims=True) + 1e-12)
+        return keras.ops.matmul(x, keras.ops.cast(kernel, x.dtype))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.num_prototypes)
+
+    def get_config(self):
+        return {**super().get_config(), "num_prototypes": self.num_prototypes}
+
+
+@keras.saving.register_keras_serializable(package="keras_ssl")
+class L2Normalize(layers.Layer):
+    """Scales each row to unit L2 norm (DINO's bottleneck normalisation)."""
+
+    def call(self, x):
+        return x / keras.ops.sqrt(keras.ops.sum(keras.ops.square(x), axis=-1, keepdims=True) + 1e-12)
+
+
+def dino_head(hidden_dim, bottleneck_dim, num_prototypes, name="dino_head"):
+    """DINO's head: 3-layer GELU MLP -> L2-normalised bottleneck -> prototypes."""
+    stack = [
+        layers.Dense(hidden_dim, activation="gelu", name=f"{name}_dense1"),
+        layers.Dense(hidden_dim, activation="gelu", name=f"{name}_dense2"),
+        layers.Dense(bottleneck_dim, name=f"{name}_bottleneck"),
+        L2Normalize(name=f"{name}_normalize"),
+        PrototypeLayer(num_prototypes, name=f"{name}_prototypes"),
+    ]
+    return keras.Sequential(stack, name=name)

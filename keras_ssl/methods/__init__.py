@@ -1,6 +1,7 @@
 """Self-supervised methods: keras.Model subclasses trained with `fit`."""
 
 from keras_ssl.methods.byol import BYOL
+from keras_ssl.methods.dino import DINO
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.moco import MoCo
 from keras_ssl.methods.redundancy import BarlowTwins, VICReg
@@ -9,6 +10,6 @@ from keras_ssl.methods.simclr import SimCLR
 from keras_ssl.methods.simsiam import SimSiam
 
 __all__ = [
-    "BYOL", "BarlowTwins", "Method", "MoCo", "SimCLR", "SimSiam", "VICReg",
+    "BYOL", "BarlowTwins", "DINO", "Method", "MoCo", "SimCLR", "SimSiam", "VICReg",
     "embedding_std", "get_method", "list_methods", "register_method",
 ]

@@ -113,3 +113,35 @@ def test_bad_shapes_are_refused():
         losses.barlow_twins(a[:1], a[:1])
     with pytest.raises(ValueError, match="temperature"):
         losses.info_nce(a, a, temperature=0.0)
+
+
+def dino_reference(students, teachers, center, ts, tt):
+    def softmax(x):
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    total, terms = 0.0, 0
+    for i, t in enumerate(teachers):
+        target = softmax((t - center) / tt)
+        for j, s in enumerate(students):
+            if i != j:
+                total += np.mean(-np.sum(target * np.log(softmax(s / ts)), axis=1))
+                terms += 1
+    return total / terms
+
+
+@pytest.mark.parametrize("n, k", [(2, 4), (6, 16)])
+@pytest.mark.parametrize("num_local", [0, 3])
+@pytest.mark.parametrize("temperatures", [(0.1, 0.04), (0.2, 0.07)])
+def test_dino_loss_matches_reference(n, k, num_local, temperatures):
+    students = [RNG.normal(size=(n, k)).astype("float32") for _ in range(2 + num_local)]
+    teachers = [RNG.normal(size=(n, k)).astype("float32") for _ in range(2)]
+    center = RNG.normal(size=(k,)).astype("float32") * 0.1
+    got = float(losses.dino_loss(students, teachers, center, *temperatures))
+    np.testing.assert_allclose(got, dino_reference(students, teachers, center, *temperatures), rtol=2e-4)
+
+
+def test_dino_loss_needs_two_student_views():
+    one = [np.zeros((2, 3), "float32")]
+    with pytest.raises(ValueError, match="at least 2 student views"):
+        losses.dino_loss(one, one, np.zeros(3, "float32"))

@@ -19,11 +19,13 @@ METHOD_KWARGS = {
     "simsiam": {"projection_dim": 8},
     "barlow_twins": {"projection_dim": 8, "hidden_dim": 16},
     "vicreg": {"projection_dim": 8, "hidden_dim": 16},
+    "dino": {"num_prototypes": 16, "hidden_dim": 16, "bottleneck_dim": 8},
 }
 
 
 def tiny_encoder():
-    return backbones.ConvNet(filters=(4, 8), input_shape=(32, 32, 3))
+    # Spatial size left open: DINO feeds smaller local crops.
+    return backbones.ConvNet(filters=(4, 8), input_shape=(None, None, 3))
 
 
 @pytest.fixture(params=methods.list_methods())
