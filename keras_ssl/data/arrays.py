@@ -68,11 +68,14 @@ class ArrayBatches(keras.utils.PyDataset):
     def __len__(self):
         return len(self.images) // self.batch_size
 
-    def __getitem__(self, index):
+    def rows(self, index):
+        """The sorted array rows of batch `index` in the current epoch's order."""
         if index >= len(self):
             raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
-        rows = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
-        return self.images[rows]
+        return np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
+
+    def __getitem__(self, index):
+        return self.images[self.rows(index)]
 
     def on_epoch_end(self):
         if self.shuffle:

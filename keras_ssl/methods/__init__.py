@@ -1,6 +1,7 @@
 """Self-supervised methods: keras.Model subclasses trained with `fit`."""
 
 from keras_ssl.methods.byol import BYOL
+from keras_ssl.methods.deepcluster import DeepCluster
 from keras_ssl.methods.dino import DINO
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.moco import MoCo
@@ -10,6 +11,6 @@ from keras_ssl.methods.simclr import SimCLR
 from keras_ssl.methods.simsiam import SimSiam
 
 __all__ = [
-    "BYOL", "BarlowTwins", "DINO", "Method", "MoCo", "SimCLR", "SimSiam", "VICReg",
+    "BYOL", "BarlowTwins", "DINO", "DeepCluster", "Method", "MoCo", "SimCLR", "SimSiam", "VICReg",
     "embedding_std", "get_method", "list_methods", "register_method",
 ]

@@ -76,6 +76,10 @@ class Method(keras.Model):
     def after_optimizer_step(self):
         """Runs after every optimizer step (momentum teachers, queues)."""
 
+    def unpack_batch(self, data):
+        """What `compute_ssl_loss` receives: the images of `images` or `(images, labels, ...)`."""
+        return data[0] if isinstance(data, (tuple, list)) else data
+
     # --- Keras plumbing ------------------------------------------------------------
 
     @property
@@ -175,6 +179,9 @@ class Method(keras.Model):
             shuffle=shuffle,
         )
         if not self.built:
+            if image_shape is None:  # a PyDataset: look at its first batch
+                first = self.unpack_batch(x[0])
+                image_shape = tuple((first[0] if isinstance(first, tuple) else first).shape[1:])
             self.build((None, *image_shape))
         per_epoch = kwargs.get("steps_per_epoch") or steps
         # Momentum schedules (BYOL, DINO) run over the planned steps of this fit.

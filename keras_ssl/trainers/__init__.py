@@ -20,9 +20,3 @@ def get_trainer():
         )
     return importlib.import_module(f"keras_ssl.trainers.{backend}")
 
-
-def unpack_images(data):
-    """Takes the images out of `images` or `(images, labels[, weights])`."""
-    if isinstance(data, (tuple, list)):
-        return data[0]
-    return data

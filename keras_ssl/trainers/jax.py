@@ -9,8 +9,6 @@ teachers, metric totals) become the new state.
 
 import keras
 
-from keras_ssl.trainers import unpack_images
-
 
 def _mapping(method, trainable, non_trainable, optimizer_vars=None):
     """Pairs each Keras variable of the method (and optimizer) with its array."""
@@ -32,7 +30,7 @@ def train_step(method, state, data):
     import jax
 
     trainable, non_trainable, optimizer_vars, metrics_vars = state
-    images = unpack_images(data)
+    images = method.unpack_batch(data)
     opt = method.optimizer
 
     def loss_fn(trainable, non_trainable):
@@ -59,7 +57,7 @@ def train_step(method, state, data):
 def test_step(method, state, data):
     trainable, non_trainable, metrics_vars = state
     with keras.StatelessScope(state_mapping=_mapping(method, trainable, non_trainable), collect_losses=True) as scope:
-        loss, logs = method.compute_ssl_loss(unpack_images(data), training=False)
+        loss, logs = method.compute_ssl_loss(method.unpack_batch(data), training=False)
         if scope.losses:
             loss = loss + sum(scope.losses)
     logs, metrics_vars = _update_metrics(method, metrics_vars, loss, logs)

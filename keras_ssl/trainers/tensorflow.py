@@ -1,7 +1,5 @@
 """TensorFlow training step: a GradientTape around the method's loss."""
 
-from keras_ssl.trainers import unpack_images
-
 
 def _total_loss(method, images, training):
     loss, logs = method.compute_ssl_loss(images, training=training)
@@ -13,7 +11,7 @@ def _total_loss(method, images, training):
 def train_step(method, data):
     import tensorflow as tf
 
-    images = unpack_images(data)
+    images = method.unpack_batch(data)
     with tf.GradientTape() as tape:
         loss, logs = _total_loss(method, images, training=True)
         scaled_loss = method.optimizer.scale_loss(loss)
@@ -25,5 +23,5 @@ def train_step(method, data):
 
 
 def test_step(method, data):
-    loss, logs = _total_loss(method, unpack_images(data), training=False)
+    loss, logs = _total_loss(method, method.unpack_batch(data), training=False)
     return method.update_trackers(loss, logs)

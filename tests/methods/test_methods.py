@@ -20,6 +20,7 @@ METHOD_KWARGS = {
     "barlow_twins": {"projection_dim": 8, "hidden_dim": 16},
     "vicreg": {"projection_dim": 8, "hidden_dim": 16},
     "dino": {"num_prototypes": 16, "hidden_dim": 16, "bottleneck_dim": 8},
+    "deepcluster": {"num_clusters": 4, "pca_dim": 4},
 }
 
 
