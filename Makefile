@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 
-.PHONY: install quickstart test test-tensorflow test-jax test-large bench-throughput bench-cifar10 docs clean
+.PHONY: install quickstart test test-tensorflow test-jax test-large bench-throughput bench-cifar10 clean
 
 $(STAMP): requirements.txt requirements-test.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

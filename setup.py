@@ -25,7 +25,6 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["keras_ssl", "keras_ssl.*"]),
-    package_data={"keras_ssl": ["zoo/*/*.json", "zoo/*/*.md", "zoo/*/*.h5"]},
     install_requires=read_requirements("requirements.txt"),
     extras_require={"jax": ["jax[cpu]>=0.6"], "test": read_requirements("requirements-test.txt")},
     entry_points={"console_scripts": ["keras-ssl=keras_ssl.cli:main"]},

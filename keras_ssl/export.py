@@ -33,7 +33,7 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def export(model, path, overwrite=False, metadata=None):
+def export(model, path, overwrite=False, metadata=None, input_shape=None):
     """Writes `model` (an encoder or any Keras model) as a bundle at `path`.
 
     Args:
@@ -42,6 +42,11 @@ def export(model, path, overwrite=False, metadata=None):
         overwrite: replace an existing bundle at `path`; without it an
             existing path raises FileExistsError and is left untouched.
         metadata: extra JSON-serialisable fields for metadata.json.
+        input_shape: `(height, width, channels)` the serving signature takes,
+            for models whose input size is left open. TensorFlow can serve
+            any size without it; under JAX it is required for such models
+            (the SavedModel's gradients cannot be traced over a symbolic
+            image size through strided convolutions).
 
     Returns:
         The bundle path.
@@ -53,6 +58,15 @@ def export(model, path, overwrite=False, metadata=None):
         model = model.encoder
     if not model.built:
         raise ValueError("Expected a built model (call it on a batch first). Received: an unbuilt model")
+    signature = None
+    if input_shape is not None:
+        spec = keras.InputSpec(shape=(None, *input_shape), dtype=model.inputs[0].dtype)
+        signature = [spec]
+    elif keras.backend.backend() == "jax" and any(d is None for d in model.input_shape[1:]):
+        raise ValueError(
+            "Under the JAX backend, exporting a model whose input size is open needs `input_shape=(height, width, "
+            f"channels)` for the serving signature. Received: a model with input shape {model.input_shape}"
+        )
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
@@ -61,7 +75,7 @@ def export(model, path, overwrite=False, metadata=None):
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
         bundle = os.path.join(staging, "bundle")
-        model.export(bundle, format="tf_saved_model", verbose=False)
+        model.export(bundle, format="tf_saved_model", input_signature=signature, verbose=False)
         assets = os.path.join(bundle, ASSETS)
         os.makedirs(assets, exist_ok=True)
         with open(os.path.join(assets, CONFIG), "w") as f:

@@ -31,6 +31,17 @@ def test_export_then_load_gives_the_same_outputs(tmp_path):
     np.testing.assert_allclose(restored.predict(images(), verbose=0), encoder.predict(images(), verbose=0), atol=1e-6)
 
 
+def test_a_resnet_with_open_input_size_exports_with_a_fixed_serving_size(tmp_path, backend):
+    encoder = backbones.ResNet18(width=0.125)  # input size left open: (None, None, 3)
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype="float32")
+    if backend == "jax":
+        with pytest.raises(ValueError, match="input_shape=.*Received"):
+            keras_ssl.export(encoder, tmp_path / "refused")
+        assert not (tmp_path / "refused").exists()
+    restored = keras_ssl.load(keras_ssl.export(encoder, tmp_path / "bundle", input_shape=(32, 32, 3)))
+    np.testing.assert_allclose(restored.predict(x, verbose=0), encoder.predict(x, verbose=0), atol=1e-5)
+
+
 def test_a_method_exports_its_encoder(tmp_path):
     method = methods.SimCLR(tiny_encoder(), projection_dim=4)
     keras_ssl.export(method, tmp_path / "bundle")

@@ -400,6 +400,25 @@ class MultiViewAugmenter(layers.Layer):
         return cls(views=views, **config)
 
 
+for _cls in (RandomResizedCrop, RandomApply, GaussianBlur, Solarize, ImageAugmenter, MultiViewAugmenter):
+    keras.saving.register_keras_serializable(package="keras_ssl")(_cls)
+
+
+def _two_draws_of_one_view(name, image_size, seed, crop_scale, large_jitter_strength):
+    """Two draws of one recipe: jitter (p=0.8, strength 0.5 on small images), grayscale 0.2, blur 0.5 above 64 px."""
+    small = image_size <= 64
+    view = ImageAugmenter(
+        crop_scale=crop_scale,
+        jitter_strength=0.5 if small else large_jitter_strength,
+        jitter_probability=0.8,
+        grayscale_probability=0.2,
+        blur_probability=0.0 if small else 0.5,
+        seed=seed,
+        name=f"{name}_view",
+    )
+    return MultiViewAugmenter([view, view], name=f"{name}_augmenter")
+
+
 def simclr_augmenter(image_size=32, seed=None):
     """SimCLR's two-view recipe (Chen et al., 2020, Appendix A).
 
@@ -407,23 +426,9 @@ def simclr_augmenter(image_size=32, seed=None):
     blur": crop scale (0.08, 1), colour jitter strength 0.5 for CIFAR-sized
     inputs and 1.0 for ImageNet-sized ones with probability 0.8, grayscale with
     probability 0.2, and blur with probability 0.5 only for images larger than
-    32 pixels (the paper drops blur on CIFAR-10).
+    64 pixels (the paper drops blur on CIFAR-10).
     """
-    small = image_size <= 64
-    view = ImageAugmenter(
-        crop_scale=(0.08, 1.0),
-        jitter_strength=0.5 if small else 1.0,
-        jitter_probability=0.8,
-        grayscale_probability=0.2,
-        blur_probability=0.0 if small else 0.5,
-        seed=seed,
-        name="simclr_view",
-    )
-    return MultiViewAugmenter([view, view], name="simclr_augmenter")
-
-
-for _cls in (RandomResizedCrop, RandomApply, GaussianBlur, Solarize, ImageAugmenter, MultiViewAugmenter):
-    keras.saving.register_keras_serializable(package="keras_ssl")(_cls)
+    return _two_draws_of_one_view("simclr", image_size, seed, crop_scale=(0.08, 1.0), large_jitter_strength=1.0)
 
 
 def byol_augmenter(image_size=32, seed=None):
@@ -449,18 +454,7 @@ def byol_augmenter(image_size=32, seed=None):
 
 def moco_augmenter(image_size=32, seed=None):
     """MoCo v2's recipe (Chen et al., 2020b): SimCLR's, crop scale (0.2, 1), blur 0.5 on large images."""
-    small = image_size <= 64
-    view = ImageAugmenter(
-        crop_scale=(0.2, 1.0),
-        jitter_strength=0.5,
-        jitter_probability=0.8,
-        grayscale_probability=0.2,
-        blur_probability=0.0 if small else 0.5,
-        seed=seed,
-        name="moco_view",
-    )
-    return MultiViewAugmenter([view, view], name="moco_augmenter")
-
+    return _two_draws_of_one_view("moco", image_size, seed, crop_scale=(0.2, 1.0), large_jitter_strength=0.5)
 
 
 def multicrop_augmenter(image_size=32, num_local=4, local_size=None, seed=None):

@@ -55,8 +55,14 @@ def _check_tf_dataset(ds, min_batch_size, method_name):
         raise ValueError(f"Expected batches of shape (batch, height, width, 1 or 3). Received element shape {shape}")
     if spec.dtype not in (tf.uint8, tf.float16, tf.bfloat16, tf.float32, tf.float64):
         raise ValueError(f"Expected uint8 images in [0, 255] or float images in [0, 1]. Received: dtype={spec.dtype.name}")
-    if shape[0] is not None and shape[0] < min_batch_size:
-        raise _batch_too_small(method_name, min_batch_size, f"batch size {shape[0]}")
+    batch = shape[0]
+    if batch is None and min_batch_size > 1:
+        # Unknown static batch size (no drop_remainder): look at the first batch.
+        first = next(iter(ds.take(1)), None)
+        if first is not None:
+            batch = int((first[0] if isinstance(first, (tuple, list)) else first).shape[0])
+    if batch is not None and batch < min_batch_size:
+        raise _batch_too_small(method_name, min_batch_size, f"batch size {batch}")
     cardinality = int(ds.cardinality())
     if cardinality == 0:
         raise ValueError("The dataset is empty (0 batches). Received: an empty tf.data.Dataset")

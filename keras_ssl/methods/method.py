@@ -145,7 +145,7 @@ class Method(keras.Model):
         optimizer = keras.optimizers.AdamW(
             learning_rate=learning_rate, weight_decay=self._schedule_args["weight_decay"]
         )
-        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "_bn"])
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
         return optimizer
 
     def _schedule_for(self, total_steps):
@@ -168,6 +168,7 @@ class Method(keras.Model):
         step sees a full batch.
         """
         from keras_ssl import data
+        from keras_ssl.evaluation.callbacks import CollapseWarning
 
         if not self.compiled:
             self.compile()
@@ -186,13 +187,15 @@ class Method(keras.Model):
         per_epoch = kwargs.get("steps_per_epoch") or steps
         # Momentum schedules (BYOL, DINO) run over the planned steps of this fit.
         self.planned_steps = int(per_epoch) * epochs if per_epoch else None
-        if self._default_optimizer and not self.optimizer.built:
+        if self._default_optimizer:
+            # Each fit gets its own warmup + cosine schedule over its own steps (a
+            # second fit would otherwise continue at the previous schedule's end, 0).
             if self.planned_steps:
                 self.optimizer = self._make_optimizer(self._schedule_for(self.planned_steps))
             else:
                 warnings.warn("Unknown steps per epoch: training with a constant learning rate.", stacklevel=2)
-        from keras_ssl.evaluation.callbacks import CollapseWarning
-
+                self.optimizer = self._make_optimizer(self._schedule_args["learning_rate"])
+            self.train_function = None  # the compiled step closes over the optimizer
         callbacks = list(kwargs.pop("callbacks", None) or [])
         if not any(isinstance(c, CollapseWarning) for c in callbacks):
             callbacks.append(CollapseWarning())

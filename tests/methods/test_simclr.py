@@ -105,3 +105,30 @@ def test_bad_arguments():
         methods.SimCLR("resnet")
     with pytest.raises(ValueError, match="Unknown method 'simclrr'"):
         methods.get_method("simclrr")
+
+
+def test_a_second_fit_trains_again_with_the_default_schedule():
+    (x, _), _ = cifar10_sample(num_train=16)
+    method = tiny_simclr()
+    method.fit(x, batch_size=8, epochs=1, verbose=0)
+    before = [np.array(v) for v in method.encoder.trainable_weights]
+    method.fit(x, batch_size=8, epochs=1, verbose=0)
+    after = [np.array(v) for v in method.encoder.trainable_weights]
+    assert any(not np.allclose(a, b) for a, b in zip(before, after))
+
+
+def test_fit_accepts_a_py_dataset_before_the_method_is_built():
+    from keras_ssl import data
+
+    (x, _), _ = cifar10_sample(num_train=16)
+    method = tiny_simclr()
+    history = method.fit(data.ArrayBatches(x, 8), epochs=1, verbose=0)
+    assert method.built and np.isfinite(history.history["loss"][0])
+
+
+def test_a_dataset_whose_batches_hold_one_image_is_refused():
+    import tensorflow as tf
+
+    (x, _), _ = cifar10_sample(num_train=4)
+    with pytest.raises(ValueError, match="at least 2 images per batch.*batch size 1"):
+        tiny_simclr().fit(tf.data.Dataset.from_tensor_slices(x).batch(1), verbose=0)
