@@ -4,10 +4,8 @@ import math
 import warnings
 
 import keras
-import numpy as np
 
-from keras_ssl.evaluation.features import extract_features
-from keras_ssl.evaluation.knn import knn_predict
+from keras_ssl.evaluation.knn import knn_accuracy
 
 
 class KNNMonitor(keras.callbacks.Callback):
@@ -25,11 +23,10 @@ class KNNMonitor(keras.callbacks.Callback):
         self.history = []
 
     def accuracy(self):
-        encoder = self.model.encoder
-        train_f = extract_features(encoder, self.train_images, self.batch_size)
-        test_f = extract_features(encoder, self.test_images, self.batch_size)
-        predicted = knn_predict(train_f, self.train_labels, test_f, k=self.k, temperature=self.temperature)
-        return float((predicted == np.asarray(self.test_labels).reshape(-1)).mean())
+        return knn_accuracy(
+            self.model.encoder, self.train_images, self.train_labels, self.test_images, self.test_labels,
+            k=self.k, temperature=self.temperature, batch_size=self.batch_size,
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
