@@ -43,6 +43,21 @@ def check_images(images, name="images"):
     return x
 
 
+def check_vectors(vectors, name="inputs"):
+    """Checks a (num_rows, features) array of finite numbers; returns it as float32."""
+    x = np.asarray(vectors)
+    if x.ndim != 2:
+        raise ValueError(f"Expected `{name}` of rank 2 (num_rows, features). Received: shape={x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"`{name}` is empty. Received: shape={x.shape}")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise ValueError(f"Expected numeric `{name}`. Received: dtype={x.dtype}")
+    x = x.astype("float32", copy=False)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    return x
+
+
 def to_float_images(images):
     """Checked images as float32 in [0, 1] (uint8 is divided by 255)."""
     x = check_images(images)

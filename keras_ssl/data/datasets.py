@@ -5,7 +5,7 @@ TensorFlow is imported lazily, only when a tf.data or TFDS input is given.
 
 import numpy as np
 
-from keras_ssl.data.arrays import ArrayBatches, check_images
+from keras_ssl.data.arrays import ArrayBatches, check_images, check_vectors
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -37,7 +37,7 @@ def tfds_images(name, split="train", data_dir=None, batch_size=DEFAULT_BATCH_SIZ
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def _check_tf_dataset(ds, min_batch_size, method_name):
+def _check_tf_dataset(ds, min_batch_size, method_name, input_kind="images"):
     import tensorflow as tf
 
     spec = ds.element_spec
@@ -49,11 +49,16 @@ def _check_tf_dataset(ds, min_batch_size, method_name):
             f"{sorted(spec)}: map it to the image tensor first."
         )
     shape = tuple(spec.shape)
-    if len(shape) == 3:
+    if input_kind == "vectors":
+        if len(shape) != 2:
+            raise ValueError(f"Expected batches of vectors of shape (batch, features). Received element shape {shape}")
+        if not (spec.dtype.is_floating or spec.dtype.is_integer):
+            raise ValueError(f"Expected numeric vectors. Received: dtype={spec.dtype.name}")
+    elif len(shape) == 3:
         raise ValueError(f"Expected a batched dataset of (batch, height, width, channels). Received element shape {shape}: call .batch() on it.")
-    if len(shape) != 4 or shape[-1] not in (1, 3):
+    elif len(shape) != 4 or shape[-1] not in (1, 3):
         raise ValueError(f"Expected batches of shape (batch, height, width, 1 or 3). Received element shape {shape}")
-    if spec.dtype not in (tf.uint8, tf.float16, tf.bfloat16, tf.float32, tf.float64):
+    if input_kind == "images" and spec.dtype not in (tf.uint8, tf.float16, tf.bfloat16, tf.float32, tf.float64):
         raise ValueError(f"Expected uint8 images in [0, 255] or float images in [0, 1]. Received: dtype={spec.dtype.name}")
     batch = shape[0]
     if batch is None and min_batch_size > 1:
@@ -70,8 +75,14 @@ def _check_tf_dataset(ds, min_batch_size, method_name):
     return steps, shape[1:]
 
 
-def prepare_pretraining_data(x, batch_size=None, min_batch_size=1, method_name="This method", shuffle=True, seed=None):
-    """Validates pretraining input; returns `(data_for_fit, steps_per_epoch, image_shape)`."""
+def prepare_pretraining_data(
+    x, batch_size=None, min_batch_size=1, method_name="This method", shuffle=True, seed=None, input_kind="images"
+):
+    """Validates pretraining input; returns `(data_for_fit, steps_per_epoch, input_shape)`.
+
+    `input_kind` is "images" (NHWC, uint8 or float in [0, 1]) or "vectors"
+    (rank 2, finite numbers).
+    """
     import keras
 
     if x is None:
@@ -82,13 +93,13 @@ def prepare_pretraining_data(x, batch_size=None, min_batch_size=1, method_name="
     if _is_tf_dataset(x):
         if batch_size is not None:
             raise ValueError("Do not pass `batch_size` with a tf.data.Dataset: batch the dataset instead.")
-        steps, shape = _check_tf_dataset(x, min_batch_size, method_name)
+        steps, shape = _check_tf_dataset(x, min_batch_size, method_name, input_kind)
         return x, steps, shape
     if isinstance(x, keras.utils.PyDataset):
         return x, len(x), None
     if isinstance(x, (tuple, list)) and len(x) == 2 and not np.isscalar(x[0]):
         x = x[0]  # (images, labels): labels are not used for pretraining
-    images = check_images(x)
+    images = check_vectors(x) if input_kind == "vectors" else check_images(x)
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
     if batch_size < min_batch_size:
         raise _batch_too_small(method_name, min_batch_size, f"batch_size={batch_size}")

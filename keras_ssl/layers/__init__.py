@@ -1,7 +1,21 @@
-"""Building blocks shared by the methods: heads, queues, EMA teachers."""
+"""Building blocks shared by the methods: heads, queues, EMA teachers, transformer layers."""
 
 from keras_ssl.layers.ema import copy_as_teacher, ema_update, momentum_schedule
 from keras_ssl.layers.heads import L2Normalize, PrototypeLayer, dino_head, mlp_head, simclr_projection_head
 from keras_ssl.layers.queue import FeatureQueue
+from keras_ssl.layers.transformer import (
+    ClassToken,
+    PatchEmbedding,
+    PositionEmbedding,
+    TokenPooling,
+    TransformerBlock,
+    patchify,
+    sincos_position_embedding,
+    unpatchify,
+)
 
-__all__ = ["FeatureQueue", "L2Normalize", "PrototypeLayer", "dino_head", "copy_as_teacher", "ema_update", "mlp_head", "momentum_schedule", "simclr_projection_head"]
+__all__ = [
+    "ClassToken", "FeatureQueue", "L2Normalize", "PatchEmbedding", "PositionEmbedding", "PrototypeLayer", "TokenPooling",
+    "TransformerBlock", "copy_as_teacher", "dino_head", "ema_update", "mlp_head", "momentum_schedule", "patchify",
+    "simclr_projection_head", "sincos_position_embedding", "unpatchify",
+]

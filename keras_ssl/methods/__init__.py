@@ -1,8 +1,10 @@
 """Self-supervised methods: keras.Model subclasses trained with `fit`."""
 
+from keras_ssl.methods.autoencoder import Autoencoder, DenoisingAutoencoder, ReconstructionMethod, VariationalAutoencoder
 from keras_ssl.methods.byol import BYOL
 from keras_ssl.methods.deepcluster import DeepCluster
 from keras_ssl.methods.dino import DINO
+from keras_ssl.methods.mae import MAE
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.moco import MoCo
 from keras_ssl.methods.redundancy import BarlowTwins, VICReg
@@ -11,6 +13,7 @@ from keras_ssl.methods.simclr import SimCLR
 from keras_ssl.methods.simsiam import SimSiam
 
 __all__ = [
-    "BYOL", "BarlowTwins", "DINO", "DeepCluster", "Method", "MoCo", "SimCLR", "SimSiam", "VICReg",
+    "Autoencoder", "BYOL", "BarlowTwins", "DINO", "DeepCluster", "DenoisingAutoencoder", "MAE", "Method", "MoCo",
+    "ReconstructionMethod", "SimCLR", "SimSiam", "VICReg", "VariationalAutoencoder",
     "embedding_std", "get_method", "list_methods", "register_method",
 ]

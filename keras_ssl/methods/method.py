@@ -37,12 +37,14 @@ class Method(keras.Model):
 
     Attributes:
         min_batch_size: the smallest batch the loss is defined for.
+        input_kind: "images" (NHWC in [0, 1] or uint8) or "vectors" (rank 2).
         logged_metrics: names of the values `compute_ssl_loss` reports, logged
             as running means by `fit`.
     """
 
     min_batch_size = 1
     logged_metrics = ("embedding_std",)
+    input_kind = "images"
 
     def __init__(self, encoder, augmenter=None, **kwargs):
         super().__init__(**kwargs)
@@ -92,6 +94,13 @@ class Method(keras.Model):
         return getattr(self, "projection_dim", self.feature_dim)
 
     def build(self, input_shape):
+        expected = tuple(self.encoder.input_shape[1:])
+        received = tuple(input_shape[1:])
+        if len(expected) != len(received) or any(e is not None and r is not None and e != r for e, r in zip(expected, received)):
+            raise ValueError(
+                f"{type(self).__name__}'s encoder takes inputs of shape {(None, *expected)}. "
+                f"Received inputs of shape {(None, *received)}."
+            )
         # Only the augmenter waits for the input: its recipe depends on the image size.
         if self.augmenter is None:
             self.augmenter = self.default_augmenter(input_shape[1] or 32)
@@ -178,6 +187,7 @@ class Method(keras.Model):
             min_batch_size=self.min_batch_size,
             method_name=type(self).__name__,
             shuffle=shuffle,
+            input_kind=self.input_kind,
         )
         if not self.built:
             if image_shape is None:  # a PyDataset: look at its first batch

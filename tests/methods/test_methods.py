@@ -21,6 +21,8 @@ METHOD_KWARGS = {
     "vicreg": {"projection_dim": 8, "hidden_dim": 16},
     "dino": {"num_prototypes": 16, "hidden_dim": 16, "bottleneck_dim": 8},
     "deepcluster": {"num_clusters": 4, "pca_dim": 4},
+    "vae": {"latent_dim": 4},
+    "mae": {"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2},
 }
 
 
@@ -29,10 +31,19 @@ def tiny_encoder():
     return backbones.ConvNet(filters=(4, 8), input_shape=(None, None, 3))
 
 
+# Methods whose encoder must be of a kind, or of a fixed size (decoders mirror it).
+ENCODERS = {
+    "autoencoder": lambda: backbones.ConvNet(filters=(4, 8), input_shape=(32, 32, 3)),
+    "denoising_autoencoder": lambda: backbones.ConvNet(filters=(4, 8), input_shape=(32, 32, 3)),
+    "vae": lambda: backbones.ConvNet(filters=(4, 8), input_shape=(32, 32, 3)),
+    "mae": lambda: backbones.ViT("nano", image_size=32, dim=16, depth=1, num_heads=2),
+}
+
+
 @pytest.fixture(params=methods.list_methods())
 def method(request):
     cls = methods.get_method(request.param)
-    return cls(tiny_encoder(), **METHOD_KWARGS.get(request.param, {}))
+    return cls(ENCODERS.get(request.param, tiny_encoder)(), **METHOD_KWARGS.get(request.param, {}))
 
 
 def test_two_steps_finite_loss_and_encoder_changes(method):
