@@ -11,9 +11,10 @@ from keras_ssl.methods.redundancy import BarlowTwins, VICReg
 from keras_ssl.methods.registry import get_method, list_methods, register_method
 from keras_ssl.methods.simclr import SimCLR
 from keras_ssl.methods.simsiam import SimSiam
+from keras_ssl.methods.word2vec import Word2Vec
 
 __all__ = [
     "Autoencoder", "BYOL", "BarlowTwins", "DINO", "DeepCluster", "DenoisingAutoencoder", "MAE", "Method", "MoCo",
-    "ReconstructionMethod", "SimCLR", "SimSiam", "VICReg", "VariationalAutoencoder",
+    "ReconstructionMethod", "SimCLR", "SimSiam", "VICReg", "VariationalAutoencoder", "Word2Vec",
     "embedding_std", "get_method", "list_methods", "register_method",
 ]
