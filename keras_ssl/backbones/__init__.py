@@ -4,6 +4,7 @@ from keras_ssl.backbones.conv import ConvNet
 from keras_ssl.backbones.decoder import mirror_decoder
 from keras_ssl.backbones.mlp import MLP
 from keras_ssl.backbones.resnet import ResNet, ResNet18, ResNet34, ResNet50
+from keras_ssl.backbones.transformer import TEXT_SIZES, TransformerEncoder
 from keras_ssl.backbones.vit import VIT_SIZES, ViT
 
-__all__ = ["ConvNet", "MLP", "ResNet", "ResNet18", "ResNet34", "ResNet50", "VIT_SIZES", "ViT", "mirror_decoder"]
+__all__ = ["ConvNet", "MLP", "ResNet", "ResNet18", "ResNet34", "ResNet50", "TEXT_SIZES", "TransformerEncoder", "VIT_SIZES", "ViT", "mirror_decoder"]

@@ -1,17 +1,21 @@
 """Data: checks, batching, tf.data/TFDS inputs and dataset readers."""
 
-from keras_ssl.data.arrays import ArrayBatches, check_images, check_vectors, to_float_images
+from keras_ssl.data.arrays import ArrayBatches, check_images, check_token_ids, check_vectors, to_float_images
 from keras_ssl.data.cifar import CIFAR10_LABELS, load_cifar10_archive, load_cifar10_npz
 from keras_ssl.data.datasets import prepare_pretraining_data, tfds_images
+from keras_ssl.data.tokenizer import SPECIAL_TOKENS, WordPieceTokenizer
 
 __all__ = [
     "ArrayBatches",
     "CIFAR10_LABELS",
     "check_images",
+    "check_token_ids",
     "check_vectors",
     "load_cifar10_archive",
     "load_cifar10_npz",
     "prepare_pretraining_data",
     "tfds_images",
+    "SPECIAL_TOKENS",
+    "WordPieceTokenizer",
     "to_float_images",
 ]

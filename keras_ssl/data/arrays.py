@@ -58,6 +58,20 @@ def check_vectors(vectors, name="inputs"):
     return x
 
 
+def check_token_ids(token_ids, name="token_ids"):
+    """Checks a (num_sequences, length) array of non-negative integer ids; returns it as int32."""
+    x = np.asarray(token_ids)
+    if x.ndim != 2:
+        raise ValueError(f"Expected `{name}` of rank 2 (num_sequences, length). Received: shape={x.shape}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"`{name}` is empty. Received: shape={x.shape}")
+    if not np.issubdtype(x.dtype, np.integer):
+        raise ValueError(f"Expected integer `{name}`. Received: dtype={x.dtype}")
+    if x.min() < 0:
+        raise ValueError(f"Token ids must be >= 0. Received a minimum of {int(x.min())}")
+    return x.astype("int32", copy=False)
+
+
 def to_float_images(images):
     """Checked images as float32 in [0, 1] (uint8 is divided by 255)."""
     x = check_images(images)

@@ -5,7 +5,7 @@ TensorFlow is imported lazily, only when a tf.data or TFDS input is given.
 
 import numpy as np
 
-from keras_ssl.data.arrays import ArrayBatches, check_images, check_vectors
+from keras_ssl.data.arrays import ArrayBatches, check_images, check_token_ids, check_vectors
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -54,6 +54,11 @@ def _check_tf_dataset(ds, min_batch_size, method_name, input_kind="images"):
             raise ValueError(f"Expected batches of vectors of shape (batch, features). Received element shape {shape}")
         if not (spec.dtype.is_floating or spec.dtype.is_integer):
             raise ValueError(f"Expected numeric vectors. Received: dtype={spec.dtype.name}")
+    elif input_kind == "tokens":
+        if len(shape) != 2 or shape[1] is None:
+            raise ValueError(f"Expected batches of token ids of shape (batch, length) with a fixed length. Received element shape {shape}")
+        if not spec.dtype.is_integer:
+            raise ValueError(f"Expected integer token ids. Received: dtype={spec.dtype.name}")
     elif len(shape) == 3:
         raise ValueError(f"Expected a batched dataset of (batch, height, width, channels). Received element shape {shape}: call .batch() on it.")
     elif len(shape) != 4 or shape[-1] not in (1, 3):
@@ -80,8 +85,8 @@ def prepare_pretraining_data(
 ):
     """Validates pretraining input; returns `(data_for_fit, steps_per_epoch, input_shape)`.
 
-    `input_kind` is "images" (NHWC, uint8 or float in [0, 1]) or "vectors"
-    (rank 2, finite numbers).
+    `input_kind` is "images" (NHWC, uint8 or float in [0, 1]), "vectors"
+    (rank 2, finite numbers) or "tokens" (rank 2, integer ids).
     """
     import keras
 
@@ -99,7 +104,8 @@ def prepare_pretraining_data(
         return x, len(x), None
     if isinstance(x, (tuple, list)) and len(x) == 2 and not np.isscalar(x[0]):
         x = x[0]  # (images, labels): labels are not used for pretraining
-    images = check_vectors(x) if input_kind == "vectors" else check_images(x)
+    check = {"vectors": check_vectors, "tokens": check_token_ids}.get(input_kind, check_images)
+    images = check(x)
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
     if batch_size < min_batch_size:
         raise _batch_too_small(method_name, min_batch_size, f"batch_size={batch_size}")

@@ -5,6 +5,7 @@ from keras_ssl.layers.heads import L2Normalize, PrototypeLayer, dino_head, mlp_h
 from keras_ssl.layers.queue import FeatureQueue
 from keras_ssl.layers.transformer import (
     ClassToken,
+    PaddingMask,
     PatchEmbedding,
     PositionEmbedding,
     TokenPooling,
@@ -15,7 +16,7 @@ from keras_ssl.layers.transformer import (
 )
 
 __all__ = [
-    "ClassToken", "FeatureQueue", "L2Normalize", "PatchEmbedding", "PositionEmbedding", "PrototypeLayer", "TokenPooling",
+    "ClassToken", "FeatureQueue", "L2Normalize", "PaddingMask", "PatchEmbedding", "PositionEmbedding", "PrototypeLayer", "TokenPooling",
     "TransformerBlock", "copy_as_teacher", "dino_head", "ema_update", "mlp_head", "momentum_schedule", "patchify",
     "simclr_projection_head", "sincos_position_embedding", "unpatchify",
 ]

@@ -106,12 +106,36 @@ class PositionEmbedding(layers.Layer):
     def call(self, tokens):
         length = tokens.shape[1]
         if length is not None and length > self.num_positions:
-            raise ValueError(f"Sequence of {length} tokens is longer than the {self.num_positions} positions this layer has.")
-        positions = self.embeddings if length in (None, self.num_positions) else self.embeddings[:length]
+            raise ValueError(
+                f"Expected sequences of at most {self.num_positions} tokens (this encoder's maximum). "
+                f"Received: {length} tokens"
+            )
+        if length == self.num_positions:
+            positions = self.embeddings
+        else:  # shorter, or a length only known when run
+            positions = ops.slice(self.embeddings, (0, 0), (ops.shape(tokens)[1], self.embeddings.shape[1]))
         return tokens + ops.cast(positions, tokens.dtype)[None]
 
     def get_config(self):
         return {**super().get_config(), "num_positions": self.num_positions, "kind": self.kind, "grid": self.grid}
+
+
+@keras.saving.register_keras_serializable(package="keras_ssl")
+class PaddingMask(layers.Layer):
+    """True for real tokens, False for padding (`pad_id`) in a batch of token ids."""
+
+    def __init__(self, pad_id=0, **kwargs):
+        super().__init__(**kwargs)
+        self.pad_id = int(pad_id)
+
+    def call(self, token_ids):
+        return ops.not_equal(token_ids, self.pad_id)
+
+    def compute_output_spec(self, token_ids):
+        return keras.KerasTensor(token_ids.shape, dtype="bool")
+
+    def get_config(self):
+        return {**super().get_config(), "pad_id": self.pad_id}
 
 
 @keras.saving.register_keras_serializable(package="keras_ssl")

@@ -5,6 +5,7 @@ from keras_ssl.methods.byol import BYOL
 from keras_ssl.methods.deepcluster import DeepCluster
 from keras_ssl.methods.dino import DINO
 from keras_ssl.methods.mae import MAE
+from keras_ssl.methods.masked_lm import MaskedLM
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.moco import MoCo
 from keras_ssl.methods.redundancy import BarlowTwins, VICReg
@@ -14,7 +15,7 @@ from keras_ssl.methods.simsiam import SimSiam
 from keras_ssl.methods.word2vec import Word2Vec
 
 __all__ = [
-    "Autoencoder", "BYOL", "BarlowTwins", "DINO", "DeepCluster", "DenoisingAutoencoder", "MAE", "Method", "MoCo",
+    "Autoencoder", "BYOL", "BarlowTwins", "DINO", "DeepCluster", "DenoisingAutoencoder", "MAE", "MaskedLM", "Method", "MoCo",
     "ReconstructionMethod", "SimCLR", "SimSiam", "VICReg", "VariationalAutoencoder", "Word2Vec",
     "embedding_std", "get_method", "list_methods", "register_method",
 ]

@@ -1,4 +1,4 @@
-"""Every registered method: trains two steps on real images, round-trips its config.
+"""Every registered method: trains two steps on real data, round-trips its config.
 
 Tests are generated from the method registry, so a new method needs no new
 test code here, only an entry in `METHOD_KWARGS` when its constructor needs
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from keras_ssl import backbones, methods
-from keras_ssl.testing import cifar10_sample, weights_changed, weights_snapshot
+from keras_ssl.testing import cifar10_sample, shared_data_file, weights_changed, weights_snapshot
 
 METHOD_KWARGS = {
     "simclr": {"projection_dim": 8, "hidden_dim": 16},
@@ -37,7 +37,22 @@ ENCODERS = {
     "denoising_autoencoder": lambda: backbones.ConvNet(filters=(4, 8), input_shape=(32, 32, 3)),
     "vae": lambda: backbones.ConvNet(filters=(4, 8), input_shape=(32, 32, 3)),
     "mae": lambda: backbones.ViT("nano", image_size=32, dim=16, depth=1, num_heads=2),
+    "masked_lm": lambda: backbones.TransformerEncoder(60, "tiny", max_length=16, dim=16, num_heads=2),
 }
+
+
+def real_inputs(method, n):
+    """`(data for fit, the same data as the encoder takes it)`: CIFAR-10 images, or WikiText-2 token ids."""
+    if method.input_kind == "tokens":
+        with open(shared_data_file("wikitext-2/wiki.valid.tokens"), encoding="utf-8") as f:
+            words = f.read(20000).split()
+        # Word ids by first appearance, 5.. (0-4 are the special tokens), capped to the tiny vocabulary.
+        index = {}
+        ids = np.array([min(5 + index.setdefault(w, len(index)), 59) for w in words[: n * 14]], "int32").reshape(n, 14)
+        ids = np.concatenate([np.full((n, 1), 2), ids, np.full((n, 1), 3)], axis=1).astype("int32")  # [CLS] ... [SEP]
+        return ids, ids
+    (x, _), _ = cifar10_sample(num_train=n)
+    return x, x.astype("float32") / 255.0
 
 
 @pytest.fixture(params=methods.list_methods())
@@ -47,7 +62,7 @@ def method(request):
 
 
 def test_two_steps_finite_loss_and_encoder_changes(method):
-    (x, _), _ = cifar10_sample(num_train=16)
+    x, _ = real_inputs(method, 16)
     method.compile(optimizer=keras.optimizers.SGD(0.1))
     method.build((None, *x.shape[1:]))
     before = weights_snapshot(method.encoder)
@@ -67,9 +82,9 @@ def test_config_round_trip(method):
 
 
 def test_predict_returns_encoder_features(method):
-    (x, _), _ = cifar10_sample(num_train=4)
+    x, encoder_x = real_inputs(method, 4)
     features = method.predict(x, verbose=0)
-    expected = method.encoder.predict(x.astype("float32") / 255.0, verbose=0)
+    expected = method.encoder.predict(encoder_x, verbose=0)
     np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-5)
 
 

@@ -1,0 +1,42 @@
+"""On-device token masking for masked-language-model pretraining (BERT's 80/10/10 rule)."""
+
+import math
+
+import keras
+from keras import ops
+
+
+def mask_tokens(token_ids, mask_rate, vocabulary_size, mask_id, first_word_id, seed_generator, max_predictions=None):
+    """Chooses tokens to predict and corrupts them, inside the train step.
+
+    Each word token (id >= `first_word_id`: never padding or a special
+    token) is chosen with probability `mask_rate`. Chosen tokens become
+    [MASK] 80% of the time, a random word 10% and stay unchanged 10%
+    (Devlin et al., 2019, sec. 3.1). At most `max_predictions` tokens per
+    sequence are chosen (default: 1.5x the expected count for a full
+    sequence), so predictions are gathered into a fixed-size array.
+
+    Returns:
+        `(inputs, positions, targets, weights)`: the corrupted ids (B, L), the
+        positions to predict (B, P), the original ids there (B, P) and 1.0
+        where a position was really chosen, 0.0 for filler (B, P).
+    """
+    length = token_ids.shape[1]
+    if length is None:
+        raise ValueError("Masked-language-model batches need a fixed sequence length (pad to max_length).")
+    max_predictions = int(max_predictions or min(length, max(1, math.ceil(1.5 * mask_rate * length))))
+    shape = ops.shape(token_ids)
+    candidates = ops.cast(token_ids >= first_word_id, "float32")
+    chosen = ops.cast(keras.random.uniform(shape, seed=seed_generator) < mask_rate, "float32") * candidates
+    # Chosen tokens first (priority > 1), in random order; the top P become the predictions.
+    priority = chosen * 2.0 + keras.random.uniform(shape, seed=seed_generator)
+    _, positions = ops.top_k(priority, max_predictions)
+    weights = ops.take_along_axis(chosen, positions, axis=1)
+    targets = ops.take_along_axis(token_ids, positions, axis=1)
+    # Only the gathered positions are corrupted, so every corrupted token is predicted.
+    selected = ops.sum(ops.one_hot(positions, length) * weights[..., None], axis=1) > 0.5
+    action = keras.random.uniform(shape, seed=seed_generator)
+    random_words = keras.random.randint(shape, first_word_id, vocabulary_size, seed=seed_generator, dtype="int32")
+    ids = ops.cast(token_ids, "int32")
+    corrupted = ops.where(action < 0.8, mask_id, ops.where(action < 0.9, random_words, ids))
+    return ops.where(selected, corrupted, ids), positions, targets, weights

@@ -1,0 +1,185 @@
+"""BERT's masked-language-model pretraining (Devlin et al., 2019)."""
+
+import math
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from keras_ssl.augment.text import mask_tokens
+from keras_ssl.data.tokenizer import MASK_ID, SPECIAL_TOKENS
+from keras_ssl.methods.method import Method, embedding_std
+from keras_ssl.methods.registry import register_method
+
+
+@register_method("masked_lm")
+class MaskedLM(Method):
+    """Masked-language-model pretraining of a text encoder.
+
+    "We simply mask some percentage of the input tokens at random, and then
+    predict those masked tokens." In each train step, on the device, each
+    word token is chosen with probability `mask_rate` (padding and special
+    tokens never are) and replaced by [MASK] 80% of the time, a random word
+    10%, itself 10%; the loss is the cross-entropy of the original token at
+    the chosen positions only. The output layer shares the token-embedding
+    matrix (as in BERT), after a Dense -> GELU -> LayerNorm transform.
+
+    Args:
+        encoder: a text encoder from int ids (batch, length) to hidden states
+            (batch, length, dim), e.g. `backbones.TransformerEncoder`.
+        vocabulary_size: the tokenizer's vocabulary size (default: the
+            encoder's token-embedding size).
+        mask_rate: probability that a word token is chosen (0.15 in BERT).
+        mask_id, first_word_id: the [MASK] id and the first id that is a word
+            (ids below it are padding/special; keras_ssl's tokenizer: 4 and 5).
+        seed: seeds the masking.
+
+    Logged: `accuracy` (masked-token top-1), `perplexity` (exp of the batch's
+    masked-token cross-entropy), `embedding_std` (of mean-pooled states).
+    `evaluate_masked` scores a split exactly.
+    """
+
+    logged_metrics = ("accuracy", "perplexity", "embedding_std")
+    input_kind = "tokens"
+
+    def __init__(self, encoder, vocabulary_size=None, mask_rate=0.15, mask_id=MASK_ID, first_word_id=len(SPECIAL_TOKENS),
+                 seed=None, **kwargs):
+        super().__init__(encoder, None, **kwargs)
+        if len(self.encoder.input_shape) != 2 or len(self.encoder.output_shape) != 3:
+            raise ValueError(
+                "MaskedLM needs a text encoder from token ids (batch, length) to states (batch, length, dim). "
+                f"Received an encoder from {self.encoder.input_shape} to {self.encoder.output_shape}"
+            )
+        if not 0 < mask_rate < 1:
+            raise ValueError(f"`mask_rate` must be in (0, 1). Received: mask_rate={mask_rate}")
+        names = {layer.name for layer in self.encoder.layers}
+        self.token_embedding = self.encoder.get_layer("token_embedding") if "token_embedding" in names else None
+        embedding_size = self.token_embedding.input_dim if self.token_embedding is not None else None
+        self.vocabulary_size = int(vocabulary_size or embedding_size or 0)
+        if self.vocabulary_size <= first_word_id:
+            raise ValueError(f"`vocabulary_size` must exceed first_word_id={first_word_id}. Received: {vocabulary_size}")
+        if embedding_size is not None and embedding_size != self.vocabulary_size:
+            raise ValueError(
+                f"vocabulary_size={self.vocabulary_size} does not match the encoder's token embedding "
+                f"({embedding_size} ids)."
+            )
+        self.mask_rate, self.mask_id, self.first_word_id, self.seed = float(mask_rate), int(mask_id), int(first_word_id), seed
+        self.max_length = self._max_length()
+        dim = self.encoder.output_shape[-1]
+        self.transform = layers.Dense(dim, activation="gelu", name="mlm_transform")
+        self.transform_norm = layers.LayerNormalization(epsilon=1e-12, name="mlm_norm")
+        # Tied to the token embedding when there is one (BERT); otherwise its own output matrix.
+        self.output_layer = None if self.token_embedding is not None else layers.Dense(self.vocabulary_size, name="mlm_output")
+        self.output_bias = self.add_weight(shape=(self.vocabulary_size,), initializer="zeros", name="mlm_bias")
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.build_heads(dim)
+
+    def _max_length(self):
+        for layer in self.encoder.layers:
+            if layer.name == "position_embedding":
+                return layer.num_positions
+        return None
+
+    def build_heads(self, feature_dim):
+        self.transform.build((None, None, feature_dim))
+        self.transform_norm.build((None, None, feature_dim))
+        if self.output_layer is not None:
+            self.output_layer.build((None, None, feature_dim))
+
+    @property
+    def embedding_dim(self):
+        return self.encoder.output_shape[-1]
+
+    def build(self, input_shape):
+        length = input_shape[1] if len(input_shape) > 1 else None
+        if self.max_length and length and length > self.max_length:
+            raise ValueError(
+                f"Expected sequences of at most {self.max_length} tokens (the encoder's maximum). Received: {length}"
+            )
+        self.built = True
+
+    def call(self, token_ids, training=False):
+        return self.encoder(token_ids, training=training)
+
+    def logits(self, states):
+        h = self.transform_norm(self.transform(states))
+        if self.output_layer is not None:
+            return self.output_layer(h) + self.output_bias
+        return ops.matmul(h, ops.transpose(ops.cast(self.token_embedding.embeddings, h.dtype))) + self.output_bias
+
+    def predictions(self, token_ids, training=False):
+        """Masks a batch; returns `(logits (B, P, V), targets (B, P), weights (B, P), states)`."""
+        inputs, positions, targets, weights = mask_tokens(
+            token_ids, self.mask_rate, self.vocabulary_size, self.mask_id, self.first_word_id, self.seed_generator
+        )
+        states = self.encoder(inputs, training=training)
+        gathered = ops.take_along_axis(states, positions[..., None], axis=1)
+        return self.logits(gathered), targets, weights, states
+
+    def compute_ssl_loss(self, token_ids, training=True):
+        logits, targets, weights, states = self.predictions(token_ids, training=training)
+        logits = ops.cast(logits, "float32")
+        cross_entropy = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        count = ops.maximum(ops.sum(weights), 1.0)
+        loss = ops.sum(cross_entropy * weights) / count
+        correct = ops.cast(ops.equal(ops.argmax(logits, axis=-1), ops.cast(targets, "int32")), "float32")
+        real = ops.cast(ops.not_equal(token_ids, 0), "float32")[..., None]
+        pooled = ops.sum(states * real, axis=1) / ops.maximum(ops.sum(real, axis=1), 1.0)
+        logs = {
+            "accuracy": ops.sum(correct * weights) / count,
+            "perplexity": ops.exp(ops.minimum(loss, 50.0)),
+            "embedding_std": embedding_std(pooled),
+        }
+        return loss, logs
+
+    def check_token_ids(self, token_ids):
+        """Raises a ValueError unless `token_ids` is an int array (N, L <= max_length) of ids in range."""
+        ids = np.asarray(token_ids)
+        if ids.ndim != 2 or ids.shape[0] == 0 or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"Expected a non-empty int array of token ids (num_sequences, length). Received: shape={ids.shape}, dtype={ids.dtype}")
+        if self.max_length and ids.shape[1] > self.max_length:
+            raise ValueError(f"Expected sequences of at most {self.max_length} tokens (the encoder's maximum). Received: {ids.shape[1]}")
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= self.vocabulary_size:
+            raise ValueError(f"Token ids must lie in [0, {self.vocabulary_size}). Received ids in [{low}, {high}]")
+        return ids.astype("int32", copy=False)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, shuffle=True, **kwargs):
+        """Pretrains on token ids: an int array (num_sequences, length) or a batched tf.data.Dataset of them."""
+        if x is not None and not hasattr(x, "element_spec") and not isinstance(x, keras.utils.PyDataset):
+            x = self.check_token_ids(x[0] if isinstance(x, (tuple, list)) else x)
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=shuffle, **kwargs)
+
+    def evaluate_masked(self, token_ids, batch_size=128, seed=0):
+        """Masked-token accuracy and perplexity over a whole split, summed exactly.
+
+        Masks are drawn with `seed`, so two encoders (or a baseline) can be
+        scored on the same positions. Returns a dict with `accuracy`,
+        `perplexity`, `cross_entropy` (nats) and `predictions` (count).
+        """
+        ids = self.check_token_ids(token_ids)
+        generator = keras.random.SeedGenerator(seed)
+        total, correct, count = 0.0, 0.0, 0.0
+        for start in range(0, len(ids), batch_size):
+            batch = ops.convert_to_tensor(ids[start : start + batch_size])
+            inputs, positions, targets, weights = mask_tokens(
+                batch, self.mask_rate, self.vocabulary_size, self.mask_id, self.first_word_id, generator
+            )
+            states = self.encoder(inputs, training=False)
+            logits = ops.cast(self.logits(ops.take_along_axis(states, positions[..., None], axis=1)), "float32")
+            ce = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+            hit = ops.cast(ops.equal(ops.argmax(logits, axis=-1), ops.cast(targets, "int32")), "float32")
+            total += float(ops.sum(ce * weights))
+            correct += float(ops.sum(hit * weights))
+            count += float(ops.sum(weights))
+        if count == 0:
+            raise ValueError("No token was masked: the split holds no word tokens.")
+        return {"accuracy": correct / count, "perplexity": math.exp(total / count), "cross_entropy": total / count,
+                "predictions": int(count)}
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("augmenter", None)
+        config.update(vocabulary_size=self.vocabulary_size, mask_rate=self.mask_rate, mask_id=self.mask_id,
+                      first_word_id=self.first_word_id, seed=self.seed)
+        return config
