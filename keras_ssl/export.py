@@ -42,11 +42,13 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None):
         overwrite: replace an existing bundle at `path`; without it an
             existing path raises FileExistsError and is left untouched.
         metadata: extra JSON-serialisable fields for metadata.json.
-        input_shape: `(height, width, channels)` the serving signature takes,
-            for models whose input size is left open. TensorFlow can serve
-            any size without it; under JAX it is required for such models
-            (the SavedModel's gradients cannot be traced over a symbolic
-            image size through strided convolutions).
+        input_shape: the shape of one input the serving signature takes
+            (`(height, width, channels)` for images, `(length,)` for token
+            ids), for models whose input size is left open. TensorFlow can
+            serve any size without it; under JAX it is required for open-size
+            image models (the SavedModel's gradients cannot be traced over a
+            symbolic image size through strided convolutions) and for
+            Transformers over open lengths.
 
     Returns:
         The bundle path.
@@ -62,11 +64,8 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None):
     if input_shape is not None:
         spec = keras.InputSpec(shape=(None, *input_shape), dtype=model.inputs[0].dtype)
         signature = [spec]
-    elif keras.backend.backend() == "jax" and any(d is None for d in model.input_shape[1:]):
-        raise ValueError(
-            "Under the JAX backend, exporting a model whose input size is open needs `input_shape=(height, width, "
-            f"channels)` for the serving signature. Received: a model with input shape {model.input_shape}"
-        )
+    elif keras.backend.backend() == "jax" and len(model.input_shape) == 4 and None in model.input_shape[1:3]:
+        raise _open_size_error(model)
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
@@ -75,7 +74,13 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None):
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
         bundle = os.path.join(staging, "bundle")
-        model.export(bundle, format="tf_saved_model", input_signature=signature, verbose=False)
+        try:
+            model.export(bundle, format="tf_saved_model", input_signature=signature, verbose=False)
+        except Exception as error:
+            # JAX traces open sizes symbolically; some layers (attention masks) cannot compare such sizes.
+            if keras.backend.backend() == "jax" and signature is None and "symbolic" in str(error):
+                raise _open_size_error(model) from error
+            raise
         assets = os.path.join(bundle, ASSETS)
         os.makedirs(assets, exist_ok=True)
         with open(os.path.join(assets, CONFIG), "w") as f:
@@ -104,6 +109,14 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _open_size_error(model):
+    return ValueError(
+        "Under the JAX backend this model needs a fixed input size for the serving signature: pass "
+        "`input_shape=(height, width, channels)` for images or `input_shape=(length,)` for token ids. "
+        f"Received: a model with input shape {model.input_shape}"
+    )
 
 
 def read_metadata(path):

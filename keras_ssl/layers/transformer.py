@@ -105,16 +105,21 @@ class PositionEmbedding(layers.Layer):
 
     def call(self, tokens):
         length = tokens.shape[1]
+        length = length if isinstance(length, int) else None  # JAX traces open lengths as symbolic dimensions
         if length is not None and length > self.num_positions:
             raise ValueError(
                 f"Expected sequences of at most {self.num_positions} tokens (this encoder's maximum). "
                 f"Received: {length} tokens"
             )
-        if length == self.num_positions:
-            positions = self.embeddings
-        else:  # shorter, or a length only known when run
-            positions = ops.slice(self.embeddings, (0, 0), (ops.shape(tokens)[1], self.embeddings.shape[1]))
+        positions = ops.convert_to_tensor(self.embeddings)
+        if length is None:  # known only when run (TensorFlow graphs)
+            positions = ops.slice(positions, (0, 0), (ops.shape(tokens)[1], positions.shape[1]))
+        elif length < self.num_positions:
+            positions = positions[:length]
         return tokens + ops.cast(positions, tokens.dtype)[None]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
     def get_config(self):
         return {**super().get_config(), "num_positions": self.num_positions, "kind": self.kind, "grid": self.grid}
