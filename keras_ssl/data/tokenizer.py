@@ -132,6 +132,28 @@ class WordPieceTokenizer:
                     raise ValueError(f"Text {i} has more than max_length={max_length} tokens with [CLS] and [SEP].")
         return np.array([e.ids for e in encodings], dtype="int32").reshape(len(texts), max_length)
 
+    def pack(self, texts, max_length=128):
+        """Concatenates the texts' tokens and cuts them into `[CLS] chunk [SEP]` rows of `max_length`.
+
+        The usual input for masked-language-model pretraining: no padding
+        except in the last row. Returns an int32 array (rows, max_length).
+        """
+        if max_length < 3:
+            raise ValueError(f"`max_length` must leave room for [CLS], a token and [SEP]. Received: {max_length}")
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        stream = np.fromiter((i for e in encodings for i in e.ids), dtype="int32")
+        if stream.size == 0:
+            raise ValueError("The texts hold no tokens.")
+        chunk = max_length - 2
+        rows = -(-stream.size // chunk)
+        body = np.full((rows * chunk,), PAD_ID, dtype="int32")
+        body[: stream.size] = stream
+        out = np.full((rows, max_length), PAD_ID, dtype="int32")
+        out[:, 0], out[:, 1:-1] = CLS_ID, body.reshape(rows, chunk)
+        lengths = np.minimum(stream.size - np.arange(rows) * chunk, chunk)
+        out[np.arange(rows), lengths + 1] = SEP_ID
+        return out
+
     def decode(self, ids):
         """Ids (one sequence) -> text, special tokens dropped."""
         return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)

@@ -2,11 +2,12 @@
 
 from keras_ssl.evaluation.callbacks import CollapseWarning, KNNMonitor
 from keras_ssl.evaluation.features import extract_features
+from keras_ssl.evaluation.finetune import text_classifier
 from keras_ssl.evaluation.knn import knn_accuracy, knn_predict
 from keras_ssl.evaluation.linear import linear_probe
 from keras_ssl.evaluation.reconstruction import ReconstructionGrid, reconstruction_psnr, save_reconstruction_grid
 
 __all__ = [
     "CollapseWarning", "KNNMonitor", "ReconstructionGrid", "extract_features", "knn_accuracy", "knn_predict", "linear_probe",
-    "reconstruction_psnr", "save_reconstruction_grid",
+    "reconstruction_psnr", "save_reconstruction_grid", "text_classifier",
 ]

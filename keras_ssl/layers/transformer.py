@@ -174,6 +174,10 @@ class TokenPooling(layers.Layer):
         if mode not in ("cls", "mean"):
             raise ValueError(f"`mode` must be 'cls' or 'mean'. Received: mode={mode!r}")
         self.mode = mode
+        self.supports_masking = True  # takes a Keras mask (e.g. from Embedding(mask_zero=True)) and ends it
+
+    def compute_mask(self, tokens, mask=None):
+        return None
 
     def call(self, tokens, padding_mask=None):
         if self.mode == "cls":

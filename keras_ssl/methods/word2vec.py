@@ -115,19 +115,20 @@ class Word2Vec:
         vectors = np.asarray(self.keyed_vectors.vectors, dtype="float32")
         return np.concatenate([np.zeros((1, vectors.shape[1]), "float32"), vectors.mean(0, keepdims=True), vectors])
 
-    def ids(self, sentences, max_length=None):
+    def ids(self, sentences, max_length=None, truncate=False):
         """Token lists -> a (num_sentences, length) int32 array of ids, padded with 0.
 
         Unknown words get 1. Sentences longer than `max_length` raise an error
-        rather than being cut silently.
+        unless `truncate=True`, which keeps their first `max_length` tokens.
         """
         index = self.keyed_vectors.key_to_index
         rows = [[index[w] + NUM_SPECIAL if w in index else 1 for w in sentence] for sentence in sentences]
         length = max_length or max((len(r) for r in rows), default=0)
         out = np.zeros((len(rows), length), "int32")
         for i, row in enumerate(rows):
-            if len(row) > length:
-                raise ValueError(f"Sentence {i} has {len(row)} tokens; max_length is {length}.")
+            if len(row) > length and not truncate:
+                raise ValueError(f"Sentence {i} has {len(row)} tokens; max_length is {length} (or pass truncate=True).")
+            row = row[:length]
             out[i, : len(row)] = row
         return out
 

@@ -1,0 +1,41 @@
+"""Readers for the text datasets the benchmarks use: WikiText-2 and SST-2 (GLUE)."""
+
+import csv
+import os
+
+
+def _check_file(path):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"Expected a text file. Received a path that is not a file: {path}")
+    return path
+
+
+def load_wikitext(path):
+    """The non-empty lines of a WikiText `wiki.*.tokens` file, stripped.
+
+    WikiText marks rare words `<unk>`; they become `[UNK]`, the tokenizer's
+    unknown token, so they are not split into "<", "unk", ">".
+    """
+    with open(_check_file(path), encoding="utf-8") as f:
+        lines = [line.strip().replace("<unk>", "[UNK]") for line in f]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise ValueError(f"{path} holds no text.")
+    return lines
+
+
+def load_sst2(path):
+    """`(sentences, labels)` of a GLUE SST-2 `train.tsv`/`dev.tsv` (header `sentence<TAB>label`)."""
+    sentences, labels = [], []
+    with open(_check_file(path), encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        if header != ["sentence", "label"]:
+            raise ValueError(f"Expected a labelled SST-2 file with the header sentence<TAB>label. Received header {header} in {path}")
+        for number, row in enumerate(reader, start=2):
+            if len(row) != 2 or row[1] not in ("0", "1"):
+                raise ValueError(f"{path}, line {number}: expected a sentence and a 0/1 label. Received: {row!r}")
+            sentences.append(row[0].strip())
+            labels.append(int(row[1]))
+    return sentences, labels

@@ -1,0 +1,35 @@
+"""Downstream models around a pretrained encoder."""
+
+import keras
+from keras import layers
+
+from keras_ssl.layers.transformer import PaddingMask, TokenPooling
+
+
+def text_classifier(encoder, num_classes, pooling="cls", dropout=0.1, pad_id=0, name="text_classifier"):
+    """A classifier on a text encoder: pooled states -> dropout -> Dense logits.
+
+    Args:
+        encoder: from int token ids (batch, length) to states (batch, length,
+            dim): `MaskedLM`'s encoder, `Word2Vec.as_embedding()`, or any such
+            model.
+        num_classes: number of outputs (logits; use `from_logits=True`).
+        pooling: "cls" (the first token's state, BERT) or "mean" (the mean
+            over real tokens; use it for word vectors).
+        pad_id: the padding id that "mean" skips.
+
+    Returns a functional `keras.Model` from token ids to logits; the encoder
+    stays trainable unless you freeze it.
+    """
+    if len(encoder.input_shape) != 2 or len(encoder.output_shape) != 3:
+        raise ValueError(
+            "Expected a text encoder from token ids (batch, length) to states (batch, length, dim). "
+            f"Received an encoder from {encoder.input_shape} to {encoder.output_shape}"
+        )
+    inputs = keras.Input(shape=encoder.input_shape[1:], dtype="int32", name="token_ids")
+    states = encoder(inputs)
+    mask = PaddingMask(pad_id, name="classifier_padding_mask")(inputs)
+    x = TokenPooling(pooling, name="pool")(states, padding_mask=mask)
+    x = layers.Dropout(dropout, name="classifier_dropout")(x)
+    outputs = layers.Dense(int(num_classes), name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
