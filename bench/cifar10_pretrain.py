@@ -7,7 +7,7 @@
 
 Test-set kNN accuracy (k=200, T=0.1, feature bank: the 50,000 training images)
 of the encoder at random init and after pretraining; linear-probe accuracy on
-a 10,000-image training subset; the loss every 20 steps; for the
+a 10,000-image training subset; the loss and embedding_std every 20 steps; for the
 reconstruction methods (autoencoders, MAE) the test-split PSNR and a PNG grid
 of test reconstructions in docs/images/. Writes
 bench/results/cifar10_<method>_<backend>.json.
@@ -93,7 +93,7 @@ def main():
         def on_train_batch_end(self, batch, logs=None):
             self.steps += 1
             if self.steps % 20 == 0:
-                self.losses.append((self.steps, float(logs["loss"])))
+                self.losses.append((self.steps, float(logs["loss"]), float(logs.get("embedding_std", float("nan")))))
                 elapsed = time.perf_counter() - self.start
                 print(f"  step {self.steps}/{total_steps} loss {logs['loss']:.3f} {elapsed:.0f} s "
                       f"({self.steps * args.batch_size / elapsed:.0f} images/s)", flush=True)
