@@ -23,6 +23,7 @@ class ReconstructionMethod(Method):
     """
 
     logged_metrics = ("mse", "psnr", "embedding_std")
+    warns_on_collapse = False  # reconstructing the input rules out a constant encoder
 
     def _setup_reconstruction(self, decoder, loss, decoder_input_dim):
         """Sets the input kind, the loss and the decoder (default: the encoder's mirror)."""

@@ -41,6 +41,7 @@ class MaskedLM(Method):
 
     logged_metrics = ("accuracy", "perplexity", "embedding_std")
     input_kind = "tokens"
+    warns_on_collapse = False  # predicting tokens rules out a constant encoder
 
     def __init__(self, encoder, vocabulary_size=None, mask_rate=0.15, mask_id=MASK_ID, first_word_id=len(SPECIAL_TOKENS),
                  seed=None, **kwargs):

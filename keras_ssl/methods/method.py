@@ -37,7 +37,10 @@ class Method(keras.Model):
 
     Attributes:
         min_batch_size: the smallest batch the loss is defined for.
-        input_kind: "images" (NHWC in [0, 1] or uint8) or "vectors" (rank 2).
+        input_kind: "images" (NHWC in [0, 1] or uint8), "vectors" (rank 2) or
+            "tokens" (rank-2 int ids).
+        warns_on_collapse: whether `fit` adds `CollapseWarning` (joint-embedding
+            methods collapse; reconstruction objectives cannot).
         logged_metrics: names of the values `compute_ssl_loss` reports, logged
             as running means by `fit`.
     """
@@ -45,6 +48,7 @@ class Method(keras.Model):
     min_batch_size = 1
     logged_metrics = ("embedding_std",)
     input_kind = "images"
+    warns_on_collapse = True
 
     def __init__(self, encoder, augmenter=None, **kwargs):
         super().__init__(**kwargs)
@@ -207,7 +211,7 @@ class Method(keras.Model):
                 self.optimizer = self._make_optimizer(self._schedule_args["learning_rate"])
             self.train_function = None  # the compiled step closes over the optimizer
         callbacks = list(kwargs.pop("callbacks", None) or [])
-        if not any(isinstance(c, CollapseWarning) for c in callbacks):
+        if self.warns_on_collapse and not any(isinstance(c, CollapseWarning) for c in callbacks):
             callbacks.append(CollapseWarning())
         # Shuffling is done by the data prepared above (Keras would warn it ignores it).
         return super().fit(x, epochs=epochs, shuffle=False, callbacks=callbacks, **kwargs)
