@@ -47,23 +47,20 @@ class Word2Vec:
         re-iterable collection of token lists (a list, or an object whose
         `__iter__` starts over). Returns self.
         """
-        from gensim.models import Word2Vec as GensimWord2Vec
+        from keras_ssl.trainers.gensim import train_word2vec
 
-        kwargs = dict(self.params)
         if isinstance(corpus, (str, os.PathLike)):
             path = os.fspath(corpus)
             if not os.path.isfile(path):
                 raise ValueError(f"Expected a text file or a collection of token lists. Received a path that is not a file: {path}")
             if os.path.getsize(path) == 0 or not _has_tokens(path):
                 raise ValueError(f"The corpus is empty: {path} holds no tokens.")
-            kwargs["corpus_file"] = path
+            corpus = path
         else:
             _check_token_lists(corpus)
-            kwargs["sentences"] = corpus
-        kwargs["callbacks"] = [_progress_bar(self.params["epochs"])] if progress else []
         # gensim trains as soon as it gets the corpus; an empty vocabulary raises RuntimeError there.
         try:
-            self.model = GensimWord2Vec(**kwargs)
+            self.model = train_word2vec(self.params, corpus, epochs_bar=progress)
         except RuntimeError as error:
             if "vocabulary" not in str(error):
                 raise
@@ -96,17 +93,9 @@ class Word2Vec:
         skipped), and `analogy_accuracy` on the Google analogy set (pairs
         with unknown words skipped).
         """
-        from gensim.test.utils import datapath
+        from keras_ssl.trainers.gensim import intrinsic_scores
 
-        wv = self.keyed_vectors
-        pearson, spearman, oov = wv.evaluate_word_pairs(datapath("wordsim353.tsv"))
-        analogy, _ = wv.evaluate_word_analogies(datapath("questions-words.txt"))
-        return {
-            "wordsim353_spearman": float(spearman.statistic if hasattr(spearman, "statistic") else spearman[0]),
-            "wordsim353_pearson": float(pearson.statistic if hasattr(pearson, "statistic") else pearson[0]),
-            "wordsim353_oov": float(oov),
-            "analogy_accuracy": float(analogy),
-        }
+        return intrinsic_scores(self.keyed_vectors)
 
     # --- the Keras side -------------------------------------------------------------
 
@@ -176,19 +165,3 @@ def _check_token_lists(corpus):
 def _has_tokens(path):
     with open(path, encoding="utf-8", errors="replace") as f:
         return any(line.split() for line in f)
-
-
-def _progress_bar(epochs):
-    """A gensim callback that advances a Keras progress bar once per epoch."""
-    import keras
-    from gensim.models.callbacks import CallbackAny2Vec
-
-    class ProgressBar(CallbackAny2Vec):
-        def __init__(self):
-            self.bar, self.done = keras.utils.Progbar(epochs, unit_name="epoch"), 0
-
-        def on_epoch_end(self, model):
-            self.done += 1
-            self.bar.update(self.done)
-
-    return ProgressBar()
