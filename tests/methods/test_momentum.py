@@ -39,13 +39,17 @@ def test_teacher_follows_the_student_and_is_not_trainable(make, teacher):
     assert target.weights and not any(id(v) in trainable_ids for v in target.weights)
     np.testing.assert_allclose(values(target)[0], values(method.encoder)[0])  # starts as a copy
     before = values(target)
-    method.fit(x, batch_size=8, epochs=1, verbose=0)  # two steps
+    # MoCo v2's momentum is constant: one step. BYOL's and MoCo v3's rise to 1 over the planned steps, so
+    # their last step leaves the teacher where it is: two steps, the first of which moves it.
+    scheduled = isinstance(method, methods.BYOL) or getattr(method, "version", 2) == 3
+    method.fit(x, batch_size=8 if scheduled else 16, epochs=1, verbose=0)
     after = values(target)
     assert differs(before, after), "the teacher did not move"
-    # EMA: the teacher lies between where it started and where the student ended.
     kernel_before, kernel_after, student = before[0], after[0], np.array(method.encoder.weights[0])
     assert not np.allclose(kernel_after, student)
-    assert np.linalg.norm(kernel_after - student) < np.linalg.norm(kernel_before - student)
+    if not scheduled:
+        # EMA after the optimizer step: teacher = m * teacher_before + (1 - m) * student_now, m = 0.5.
+        np.testing.assert_allclose(kernel_after, 0.5 * kernel_before + 0.5 * student, atol=1e-5)
 
 
 def test_queue_takes_each_batch_of_keys_and_wraps_around():
