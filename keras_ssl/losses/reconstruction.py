@@ -34,8 +34,12 @@ def psnr(target, prediction, max_value=1.0):
     target = ops.cast(target, "float32")
     prediction = ops.cast(prediction, "float32")
     axes = tuple(range(1, len(target.shape)))
-    mse = ops.mean(ops.square(prediction - target), axis=axes)
-    return ops.mean(10.0 * ops.log(max_value**2 / ops.maximum(mse, 1e-10)) / math.log(10.0))
+    return psnr_from_mse(ops.mean(ops.square(prediction - target), axis=axes), max_value)
+
+
+def psnr_from_mse(mse, max_value=1.0):
+    """Mean of 10 log10(max_value^2 / mse) over per-sample MSEs (an exact match counts as 100 dB)."""
+    return ops.mean(10.0 * ops.log(max_value**2 / ops.maximum(ops.cast(mse, "float32"), 1e-10)) / math.log(10.0))
 
 
 def kl_divergence(mean, log_variance):

@@ -11,7 +11,7 @@ from keras import layers, ops
 
 from keras_ssl.backbones.decoder import mirror_decoder
 from keras_ssl.losses.reconstruction import RECONSTRUCTION_LOSSES, kl_divergence, psnr, reconstruction_error
-from keras_ssl.methods.method import Method, embedding_std
+from keras_ssl.methods.method import Method, embedding_std, shapes_match
 from keras_ssl.methods.registry import register_method
 
 
@@ -52,7 +52,7 @@ class ReconstructionMethod(Method):
                 f"{decoder.input_shape}"
             )
         out_shape = tuple(decoder.output_shape[1:])
-        if len(out_shape) != len(in_shape) or any(a is not None and b is not None and a != b for a, b in zip(out_shape, in_shape)):
+        if not shapes_match(out_shape, in_shape):
             raise ValueError(
                 f"The decoder must output the encoder's input shape {(None, *in_shape)}. Received a decoder with "
                 f"output shape {(None, *out_shape)}"

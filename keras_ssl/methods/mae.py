@@ -1,12 +1,11 @@
 """MAE (He et al., 2022): masked autoencoders over ViT patches."""
 
-import math
-
 import keras
 from keras import layers, ops
 
 from keras_ssl.augment import ImageAugmenter
 from keras_ssl.layers.transformer import PositionEmbedding, TransformerBlock, patchify, unpatchify
+from keras_ssl.losses.reconstruction import psnr_from_mse
 from keras_ssl.methods.autoencoder import ReconstructionMethod
 from keras_ssl.methods.method import embedding_std
 from keras_ssl.methods.registry import register_method
@@ -181,7 +180,7 @@ class MAE(ReconstructionMethod):
         per_image = ops.sum(pixel_error * mask, axis=1) / ops.sum(mask, axis=1)
         logs = {
             "mse": ops.mean(per_image),
-            "psnr": ops.mean(10.0 * ops.log(1.0 / ops.maximum(per_image, 1e-10)) / math.log(10.0)),
+            "psnr": psnr_from_mse(per_image),
             "embedding_std": embedding_std(out["latent"]),
         }
         return loss, logs

@@ -108,26 +108,31 @@ class MaskedLM(Method):
             return self.output_layer(h) + self.output_bias
         return ops.matmul(h, ops.transpose(ops.cast(self.token_embedding.embeddings, h.dtype))) + self.output_bias
 
-    def predictions(self, token_ids, training=False):
-        """Masks a batch; returns `(logits (B, P, V), targets (B, P), weights (B, P), states)`."""
+    def predictions(self, token_ids, training=False, seed_generator=None):
+        """Masks a batch and scores the chosen positions.
+
+        Returns `(cross_entropy, hits, weights, states)`: per-position
+        cross-entropy (nats) and top-1 hits (B, P), 1.0 where a position was
+        really chosen (B, P), and the encoder's states (B, L, dim).
+        """
         inputs, positions, targets, weights = mask_tokens(
-            token_ids, self.mask_rate, self.vocabulary_size, self.mask_id, self.first_word_id, self.seed_generator
+            token_ids, self.mask_rate, self.vocabulary_size, self.mask_id, self.first_word_id,
+            seed_generator or self.seed_generator,
         )
         states = self.encoder(inputs, training=training)
-        gathered = ops.take_along_axis(states, positions[..., None], axis=1)
-        return self.logits(gathered), targets, weights, states
+        logits = ops.cast(self.logits(ops.take_along_axis(states, positions[..., None], axis=1)), "float32")
+        cross_entropy = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        hits = ops.cast(ops.equal(ops.argmax(logits, axis=-1), ops.cast(targets, "int32")), "float32")
+        return cross_entropy, hits, weights, states
 
     def compute_ssl_loss(self, token_ids, training=True):
-        logits, targets, weights, states = self.predictions(token_ids, training=training)
-        logits = ops.cast(logits, "float32")
-        cross_entropy = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        cross_entropy, hits, weights, states = self.predictions(token_ids, training=training)
         count = ops.maximum(ops.sum(weights), 1.0)
         loss = ops.sum(cross_entropy * weights) / count
-        correct = ops.cast(ops.equal(ops.argmax(logits, axis=-1), ops.cast(targets, "int32")), "float32")
         real = ops.cast(ops.not_equal(token_ids, 0), "float32")[..., None]
         pooled = ops.sum(states * real, axis=1) / ops.maximum(ops.sum(real, axis=1), 1.0)
         logs = {
-            "accuracy": ops.sum(correct * weights) / count,
+            "accuracy": ops.sum(hits * weights) / count,
             "perplexity": ops.exp(ops.minimum(loss, 50.0)),
             "embedding_std": embedding_std(pooled),
         }
@@ -163,15 +168,9 @@ class MaskedLM(Method):
         total, correct, count = 0.0, 0.0, 0.0
         for start in range(0, len(ids), batch_size):
             batch = ops.convert_to_tensor(ids[start : start + batch_size])
-            inputs, positions, targets, weights = mask_tokens(
-                batch, self.mask_rate, self.vocabulary_size, self.mask_id, self.first_word_id, generator
-            )
-            states = self.encoder(inputs, training=False)
-            logits = ops.cast(self.logits(ops.take_along_axis(states, positions[..., None], axis=1)), "float32")
-            ce = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
-            hit = ops.cast(ops.equal(ops.argmax(logits, axis=-1), ops.cast(targets, "int32")), "float32")
-            total += float(ops.sum(ce * weights))
-            correct += float(ops.sum(hit * weights))
+            cross_entropy, hits, weights, _ = self.predictions(batch, training=False, seed_generator=generator)
+            total += float(ops.sum(cross_entropy * weights))
+            correct += float(ops.sum(hits * weights))
             count += float(ops.sum(weights))
         if count == 0:
             raise ValueError("No token was masked: the split holds no word tokens.")

@@ -15,6 +15,11 @@ from keras_ssl import trainers
 from keras_ssl.losses.normalize import l2_normalize
 
 
+def shapes_match(a, b):
+    """True when two shapes (batch axis excluded) have the same rank and agree wherever both are known."""
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+
+
 def embedding_std(z):
     """Mean per-dimension std of L2-normalised embeddings (a collapse indicator).
 
@@ -100,7 +105,7 @@ class Method(keras.Model):
     def build(self, input_shape):
         expected = tuple(self.encoder.input_shape[1:])
         received = tuple(input_shape[1:])
-        if len(expected) != len(received) or any(e is not None and r is not None and e != r for e, r in zip(expected, received)):
+        if not shapes_match(expected, received):
             raise ValueError(
                 f"{type(self).__name__}'s encoder takes inputs of shape {(None, *expected)}. "
                 f"Received inputs of shape {(None, *received)}."
