@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 
-.PHONY: install quickstart test test-tensorflow test-jax test-large bench-throughput bench-cifar10 clean
+.PHONY: zoo-docs install quickstart test test-tensorflow test-jax test-large bench-throughput bench-cifar10 clean fuzz
 
 $(STAMP): requirements.txt requirements-test.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,17 @@ bench-cifar10: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info quickstart_report
+
+# docs/zoo.md and zoo/*/README.md from the cards (tests fail when they are stale).
+zoo-docs: $(STAMP)
+	$(BIN)/python -m keras_ssl.presets.render docs/zoo.md
+
+# Fuzz the card and metadata parsers for FUZZ_TIME seconds over a copy of the seed corpus
+# (libFuzzer adds its finds to the copy, not to tests/fuzz/corpus/); crashes go to build/fuzz/.
+FUZZ_TIME ?= 60
+fuzz: $(STAMP)
+	$(BIN)/pip install -q atheris
+	mkdir -p build/fuzz
+	corpus=$$(mktemp -d); trap 'rm -rf "$$corpus"' EXIT; \
+	cp tests/fuzz/corpus/* "$$corpus"/ && \
+	$(BIN)/python tests/fuzz/fuzz_parsers.py "$$corpus" -max_total_time=$(FUZZ_TIME) -artifact_prefix=build/fuzz/ -print_final_stats=1

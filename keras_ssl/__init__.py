@@ -2,7 +2,22 @@
 
 __version__ = "0.1.0"
 
-from keras_ssl import augment, backbones, data, evaluation, layers, losses, methods
-from keras_ssl.export import export, load
+from keras_ssl import augment, backbones, data, evaluation, layers, losses, methods, presets
+from keras_ssl.export import export
+from keras_ssl.presets import get_preset, list_presets, load
 
-__all__ = ["augment", "backbones", "data", "evaluation", "export", "layers", "load", "losses", "methods", "__version__"]
+__all__ = [
+    "augment",
+    "backbones",
+    "data",
+    "evaluation",
+    "export",
+    "get_preset",
+    "layers",
+    "list_presets",
+    "load",
+    "losses",
+    "methods",
+    "presets",
+    "__version__",
+]

@@ -12,25 +12,38 @@ and never destroys an existing one.
 """
 
 import datetime
-import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 
 import keras
 
+from keras_ssl.presets.cache import sha256_file
+from keras_ssl.presets.strict_json import parse_json_object
+
 ASSETS = os.path.join("assets", "keras_ssl")
 CONFIG, WEIGHTS, METADATA = "config.json", "model.weights.h5", "metadata.json"
 MAX_CONFIG_BYTES = 16 * 2**20  # a config larger than this is refused, not parsed
+MAX_METADATA_BYTES = 2**20
+MAX_CONFIG_DEPTH = 200
+BUNDLE_FORMAT = "keras_ssl.bundle/1"
+SAFE_MODULE = re.compile(r"^keras(_ssl)?(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+UNSAFE_CLASSES = {
+    "Lambda": "a Lambda layer runs arbitrary Python code",
+    "TFSMLayer": "a TFSMLayer loads another SavedModel from a path",
+    "__lambda__": "a serialised lambda is Python bytecode",
+}
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+class UnsafeBundleError(ValueError):
+    """A bundle whose model config would run or import code outside Keras and keras_ssl."""
+
+
+class InvalidBundleError(ValueError):
+    """A bundle whose files are not the documented shape (bad JSON, fields, sizes or checksums)."""
 
 
 def export(model, path, overwrite=False, metadata=None, input_shape=None):
@@ -87,14 +100,14 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None):
             json.dump(keras.saving.serialize_keras_object(model), f)
         model.save_weights(os.path.join(assets, WEIGHTS))
         info = {
-            "format": "keras_ssl.bundle/1",
+            "format": BUNDLE_FORMAT,
             "keras_ssl_version": __version__,
             "keras_version": keras.__version__,
             "backend": keras.backend.backend(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "input_shape": list(model.input_shape),
             "output_shape": list(model.output_shape),
-            "weights_sha256": _sha256(os.path.join(assets, WEIGHTS)),
+            "weights_sha256": sha256_file(os.path.join(assets, WEIGHTS)),
             **(metadata or {}),
         }
         with open(os.path.join(assets, METADATA), "w") as f:
@@ -119,37 +132,177 @@ def _open_size_error(model):
     )
 
 
+def parse_metadata(text, source=METADATA):
+    """Parses and validates metadata.json text or bytes; returns a dict or raises `InvalidBundleError`.
+
+    Expected: at most 1 MiB of UTF-8 JSON holding an object whose `format` is
+    "keras_ssl.bundle/1"; `weights_sha256`, if present, 64 lowercase hex
+    digits; `input_shape` / `output_shape`, if present, lists of ints or nulls
+    (or, for several inputs or outputs, lists of such lists); no NaN or
+    Infinity anywhere.
+    """
+    info = parse_json_object(text, source, MAX_METADATA_BYTES, error=InvalidBundleError)
+    if info.get("format") != BUNDLE_FORMAT:
+        raise InvalidBundleError(f"{source}: expected format {BUNDLE_FORMAT!r}. Received: {_short(info.get('format'))}")
+    sha = info.get("weights_sha256")
+    if "weights_sha256" in info and not (isinstance(sha, str) and SHA256.fullmatch(sha)):
+        raise InvalidBundleError(f"{source}: expected weights_sha256 to be 64 lowercase hex digits. Received: {_short(sha)}")
+    for key in ("input_shape", "output_shape"):
+        if key in info and not _is_shape(info[key], nested=True):
+            raise InvalidBundleError(
+                f"{source}: expected {key} to be a list of ints or nulls (or a list of such lists). Received: {_short(info[key])}"
+            )
+    return info
+
+
+def _is_shape(value, nested):
+    if not isinstance(value, list):
+        return False
+    if nested and value and all(isinstance(v, list) for v in value):
+        return all(_is_shape(v, nested=False) for v in value)
+    return all(v is None or (type(v) is int and v >= 0) for v in value)
+
+
+def _read_limited(path, limit):
+    """The bytes of `path`, refusing a file larger than `limit` before reading it."""
+    size = os.path.getsize(path)
+    if size > limit:
+        raise InvalidBundleError(f"{path}: expected at most {limit} bytes. Received: {size} bytes; refusing to parse it")
+    with open(path, "rb") as f:
+        return f.read(limit + 1)
+
+
 def read_metadata(path):
-    """The parsed metadata.json of a bundle."""
-    with open(os.path.join(path, ASSETS, METADATA)) as f:
-        return json.load(f)
+    """The parsed, validated metadata.json of a bundle (see `parse_metadata`)."""
+    metadata_path = os.path.join(path, ASSETS, METADATA)
+    return parse_metadata(_read_limited(metadata_path, MAX_METADATA_BYTES), source=metadata_path)
 
 
-def load(path, trainable=True):
-    """Rebuilds the Keras model of a bundle written by `export`.
+def check_config_safe(config):
+    """Refuses a serialised Keras config that would run or import code outside Keras and keras_ssl.
 
-    The model is rebuilt from its config with Keras `safe_mode` (no Lambda
-    layers, no pickled code) and its weights are checked against the sha256
-    recorded at export time before loading.
+    Walks the nested dicts and lists before anything is deserialised and
+    raises `UnsafeBundleError`, naming the layer, for: a `Lambda` or
+    `TFSMLayer` class, a serialised lambda (`__lambda__`, or a Keras 2
+    `function_type` of "lambda"), a `module` other than `keras`, `keras.*`,
+    `keras_ssl` or `keras_ssl.*`, a `registered_name` "package>Name" whose
+    package is not `keras_ssl`, and nesting deeper than 200 levels.
+    """
+    stack = [(config, "config", 1, None)]
+    while stack:
+        node, where, depth, layer = stack.pop()
+        if depth > MAX_CONFIG_DEPTH:
+            raise UnsafeBundleError(f"Unsafe bundle config: nested deeper than {MAX_CONFIG_DEPTH} levels at {_place(where, layer)}.")
+        if isinstance(node, list):
+            stack.extend((item, f"{where}[{i}]", depth + 1, layer) for i, item in enumerate(node))
+            continue
+        if not isinstance(node, dict):
+            continue
+        layer = _layer_name(node) or layer
+        reason = _unsafe_reason(node)
+        if reason:
+            raise UnsafeBundleError(f"Unsafe bundle config: {reason} in {_place(where, layer)}; refusing to load it.")
+        stack.extend((value, f"{where}.{key}", depth + 1, layer) for key, value in node.items())
+
+
+def _unsafe_reason(node):
+    class_name = node.get("class_name")
+    if isinstance(class_name, str) and class_name in UNSAFE_CLASSES:
+        return f"class_name {_short(class_name)} ({UNSAFE_CLASSES[class_name]})"
+    if node.get("function_type") == "lambda":
+        return "a function_type of 'lambda' (a serialised lambda is Python bytecode)"
+    module = node.get("module")
+    if "module" in node and module is not None and not (isinstance(module, str) and SAFE_MODULE.fullmatch(module)):
+        return f"module {_short(module)} (only keras and keras_ssl modules are allowed)"
+    registered = node.get("registered_name")
+    if registered is not None and not isinstance(registered, str):
+        return f"registered_name {_short(registered)} (expected a string or null)"
+    if isinstance(registered, str) and ">" in registered and registered.split(">", 1)[0] != "keras_ssl":
+        return f"registered_name {_short(registered)} (only keras_ssl>... registrations are allowed)"
+    return None
+
+
+def _layer_name(node):
+    """The name of a serialised layer or model (its config has `name` and `trainable`), else None."""
+    config = node.get("config")
+    if isinstance(config, dict) and isinstance(config.get("name"), str) and "trainable" in config:
+        return config["name"]
+    return None
+
+
+def _short(value, limit=120):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _place(where, layer):
+    where = where if len(where) <= 200 else "..." + where[-200:]
+    return f"layer {_short(layer)} at {where}" if layer else where
+
+
+def load_bundle(path, trainable=True):
+    """Rebuilds the Keras model of a bundle written by `export` (`keras_ssl.load` calls it for bundles).
+
+    The config is parsed and checked with `check_config_safe` (no Lambda
+    layers, no modules outside Keras and keras_ssl), then rebuilt with Keras
+    `safe_mode`; metadata.json is validated with `parse_metadata`, and the
+    weights are checked against the sha256 recorded at export time before
+    loading.
+
+    Raises:
+        FileNotFoundError: nothing at `path`.
+        InvalidBundleError: not a bundle, a config that is too large or not a
+            JSON object, invalid metadata, or weights that do not match their
+            sha256.
+        UnsafeBundleError: a config that `check_config_safe` refuses.
     """
     path = os.fspath(path)
     assets = os.path.join(path, ASSETS)
     if not os.path.isdir(assets):
         if os.path.isdir(path):
-            raise ValueError(f"{path} is not a keras_ssl bundle: expected {os.path.join(ASSETS, CONFIG)} inside it.")
+            raise InvalidBundleError(f"{path} is not a keras_ssl bundle: expected {os.path.join(ASSETS, CONFIG)} inside it.")
         raise FileNotFoundError(f"No bundle at {path}")
     config_path = os.path.join(assets, CONFIG)
-    size = os.path.getsize(config_path)
-    if size > MAX_CONFIG_BYTES:
-        raise ValueError(f"Refusing a model config of {size} bytes (limit {MAX_CONFIG_BYTES}): {config_path}")
-    with open(config_path) as f:
-        config = json.load(f)
+    config = parse_json_object(_read_limited(config_path, MAX_CONFIG_BYTES), config_path, MAX_CONFIG_BYTES,
+                               error=InvalidBundleError)
+    check_config_safe(config)
     metadata = read_metadata(path)
     weights = os.path.join(assets, WEIGHTS)
     expected = metadata.get("weights_sha256")
-    if expected and _sha256(weights) != expected:
-        raise ValueError(f"Corrupt bundle: {weights} does not match the sha256 recorded in {METADATA}.")
+    if expected and sha256_file(weights) != expected:
+        raise InvalidBundleError(f"Corrupt bundle: {weights} does not match the sha256 recorded in {METADATA}.")
     model = keras.saving.deserialize_keras_object(config, safe_mode=True)
     model.load_weights(weights)
     model.trainable = trainable
     return model
+
+
+def load_saved_model(path, trainable=True, endpoint="serve"):
+    """A plain TensorFlow SavedModel (no keras_ssl assets) as a Keras layer that fine-tunes with any optimizer.
+
+    TensorFlow backend only: the SavedModel's graph is TensorFlow code.
+    """
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "A plain SavedModel (no assets/keras_ssl inside) can only be loaded under the TensorFlow backend; "
+            f"export it with keras_ssl.export to get a bundle that loads on every backend. Received: backend "
+            f"{keras.backend.backend()!r} for {path}"
+        )
+    return _SavedModelLayer(os.fspath(path), call_endpoint=endpoint, trainable=trainable)
+
+
+class _SavedModelLayer(keras.layers.TFSMLayer):
+    """TFSMLayer whose variables get Keras-valid names.
+
+    TFSMLayer names each wrapped variable after the SavedModel's ("dense/kernel:0"
+    -> "dense_kernel:0"); Adam and AdamW name their slots after it, and ":" is not
+    a valid TensorFlow scope name, so fitting fails (SGD has no slots and works).
+    The wrapper still holds the SavedModel's own tf.Variable, so training updates
+    the variables the restored graph reads.
+    """
+
+    def _add_existing_weight(self, weight):
+        name = weight.name.replace("/", "_").replace(":", "_")
+        variable = keras.Variable(initializer=weight, trainable=weight.trainable, dtype=weight.dtype, shape=weight.shape,
+                                  name=name)
+        self._track_variable(variable)

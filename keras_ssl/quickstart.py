@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from keras_ssl import augment, backbones, evaluation, methods
-from keras_ssl.export import export, load
+from keras_ssl.export import export, load_bundle
 
 # Why these values: a 3-stage ConvNet is ample for 8x8 digits and trains at
 # hundreds of images/s on 2 CPU cores; crops down to 30% of the area and mild
@@ -117,7 +117,7 @@ def run(output="quickstart_report", epochs=80, seeds=(0, 1), fine_tune_epochs=30
         task = progress.add_task("export, reload, fine-tune", total=2, loss="")
         bundle = export(encoders[seeds[0]], os.path.join(output, "encoder_bundle"), overwrite=True,
                         metadata={"trained_on": "scikit-learn digits (train split)", "method": "SimCLR"})
-        reloaded = load(bundle)
+        reloaded = load_bundle(bundle)
         same = np.allclose(reloaded.predict(x_test[:32], verbose=0), encoders[seeds[0]].predict(x_test[:32], verbose=0), atol=1e-5)
         fine_tuned = _classifier(reloaded)
         fine_tuned.fit(x_train, y_train, batch_size=64, epochs=fine_tune_epochs, verbose=0)

@@ -1,5 +1,9 @@
+import importlib
 import json
 import os
+import pathlib
+import re
+import shutil
 import subprocess
 import sys
 
@@ -9,7 +13,7 @@ import pytest
 
 import keras_ssl
 from keras_ssl import backbones, methods
-from keras_ssl.export import ASSETS, CONFIG, WEIGHTS
+from keras_ssl.export import ASSETS, CONFIG, METADATA, WEIGHTS, read_metadata
 from keras_ssl.testing import REPO_ROOT
 
 
@@ -112,3 +116,154 @@ def test_the_package_installs_without_editable_mode(tmp_path):
     installed = tmp_path / "keras_ssl"
     for module in ("methods/simclr.py", "trainers/jax.py", "trainers/tensorflow.py", "augment/image.py", "cli.py"):
         assert (installed / module).is_file(), module
+
+
+# Safe loading: crafted bundles are copies of one tiny exported Dense model with an edited file.
+export_module = importlib.import_module("keras_ssl.export")
+
+
+@pytest.fixture(scope="module")
+def dense_bundle(tmp_path_factory):
+    inputs = keras.Input((4,), name="features")
+    model = keras.Model(inputs, keras.layers.Dense(3, name="dense")(inputs))
+    return pathlib.Path(export_module.export(model, tmp_path_factory.mktemp("dense") / "bundle"))
+
+
+def crafted(dense_bundle, tmp_path, edit_config=None, metadata_text=None):
+    path = pathlib.Path(shutil.copytree(dense_bundle, tmp_path / "crafted"))
+    if edit_config is not None:
+        config_path = path / ASSETS / CONFIG
+        config = json.loads(config_path.read_text())
+        config_path.write_text(json.dumps(edit_config(config)))
+    if metadata_text is not None:
+        (path / ASSETS / METADATA).write_text(metadata_text)
+    return path
+
+
+def lambda_config(config):
+    inputs = keras.Input((4,))
+    return keras.saving.serialize_keras_object(keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2, name="sneaky")(inputs)))
+
+
+def dense_layer(config):
+    return next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense")
+
+
+def set_in_dense(key, value, inner=False):
+    def edit(config):
+        target = dense_layer(config)["config"]["kernel_initializer"] if inner else dense_layer(config)
+        target[key] = value
+        return config
+
+    return edit
+
+
+def deeply_nested(config):
+    node = dense_layer(config)["config"]
+    for _ in range(250):
+        node["extra"] = {}
+        node = node["extra"]
+    return config
+
+
+def test_the_untouched_crafting_bundle_loads(dense_bundle, tmp_path):
+    model = export_module.load_bundle(crafted(dense_bundle, tmp_path, edit_config=lambda config: config))
+    assert model.output_shape == (None, 3)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda_config, r"'Lambda'.*layer 'sneaky'"),
+        (set_in_dense("module", "os"), r"module 'os'.*layer 'dense'"),
+        (set_in_dense("module", "keras_sslx.layers"), r"module 'keras_sslx.layers'"),
+        (set_in_dense("module", "keras\n"), r"module 'keras\\n'"),
+        (set_in_dense("registered_name", "evil>Thing", inner=True), r"'evil>Thing'.*layer 'dense'"),
+        (set_in_dense("class_name", "TFSMLayer"), r"'TFSMLayer'"),
+        (deeply_nested, r"deeper than 200 levels.*layer 'dense'"),
+    ],
+    ids=["lambda", "module", "module-prefix", "module-newline", "registered-name", "tfsmlayer", "deep"],
+)
+def test_unsafe_configs_are_refused_before_deserialising(dense_bundle, tmp_path, monkeypatch, edit, message):
+    path = crafted(dense_bundle, tmp_path, edit_config=edit)
+    monkeypatch.setattr(keras.saving, "deserialize_keras_object", lambda *a, **k: pytest.fail("deserialised an unsafe config"))
+    with pytest.raises(export_module.UnsafeBundleError, match=message):
+        export_module.load_bundle(path)
+
+
+def test_oversized_and_malformed_configs_are_refused(dense_bundle, tmp_path, monkeypatch):
+    path = crafted(dense_bundle, tmp_path)
+    monkeypatch.setattr(export_module, "MAX_CONFIG_BYTES", 100)
+    with pytest.raises(export_module.InvalidBundleError, match="expected at most 100 bytes"):
+        export_module.load_bundle(path)
+    monkeypatch.undo()
+    for text, message in [("{not json", "expected valid JSON"), ("[1, 2]", "expected a JSON object. Received: list")]:
+        (path / ASSETS / CONFIG).write_text(text)
+        with pytest.raises(export_module.InvalidBundleError, match=message):
+            export_module.load_bundle(path)
+
+
+def test_metadata_with_a_bad_sha_is_refused(dense_bundle, tmp_path):
+    metadata = json.loads((dense_bundle / ASSETS / METADATA).read_text())
+    path = crafted(dense_bundle, tmp_path, metadata_text=json.dumps({**metadata, "weights_sha256": "ABC"}))
+    with pytest.raises(export_module.InvalidBundleError, match="weights_sha256 to be 64 lowercase hex digits. Received: 'ABC'"):
+        export_module.load_bundle(path)
+    with pytest.raises(export_module.InvalidBundleError, match="weights_sha256"):
+        read_metadata(path)
+
+
+VALID_METADATA = {"format": "keras_ssl.bundle/1", "weights_sha256": "0" * 64, "input_shape": [None, 4], "output_shape": [None, 3]}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (b"\xff\xfe{}", "expected UTF-8 JSON"),
+        (b"[]", "expected a JSON object. Received: list"),
+        (b'{"format": "keras_ssl.bundle/1", "x": NaN}', "NaN is not allowed"),
+        (b'{"format": "keras_ssl.bundle/1", "x": -Infinity}', "-Infinity is not allowed"),
+        (b'{"format": "keras_ssl.bundle/2"}', "expected format 'keras_ssl.bundle/1'. Received: 'keras_ssl.bundle/2'"),
+        (b'{"weights_sha256": "' + b"0" * 64 + b'"}', "expected format .* Received: None"),
+        (json.dumps({**VALID_METADATA, "weights_sha256": "g" * 64}), "64 lowercase hex"),
+        (json.dumps({**VALID_METADATA, "weights_sha256": "0" * 64 + "\n"}), "64 lowercase hex"),
+        (json.dumps({**VALID_METADATA, "input_shape": [None, "4"]}), "input_shape to be a list of ints or nulls"),
+        (json.dumps({**VALID_METADATA, "output_shape": [True]}), "output_shape to be a list"),
+        (json.dumps({**VALID_METADATA, "pad": "x" * 2**20}), "expected at most 1048576"),
+        (b"[" * 100_000, "expected valid JSON"),
+        (42, "expected JSON text. Received: int"),
+    ],
+)
+def test_parse_metadata_refuses_anything_but_the_documented_shape(text, message):
+    with pytest.raises(export_module.InvalidBundleError, match=message):
+        export_module.parse_metadata(text)
+
+
+def test_parse_metadata_accepts_what_export_writes(dense_bundle):
+    assert export_module.parse_metadata(json.dumps(VALID_METADATA)) == VALID_METADATA
+    assert export_module.parse_metadata(json.dumps({**VALID_METADATA, "input_shape": [[None, 4], [None, 2]]}))["input_shape"][1] == [None, 2]
+    metadata = export_module.parse_metadata((dense_bundle / ASSETS / METADATA).read_bytes())
+    assert metadata == read_metadata(dense_bundle) and metadata["output_shape"] == [None, 3]
+
+
+def all_backbones():
+    conv = backbones.ConvNet(filters=(4, 8), input_shape=(16, 16, 3))
+    return {
+        "ConvNet": conv,
+        "MLP": backbones.MLP(4, hidden_dims=(8,), output_dim=4),
+        "ResNet18": backbones.ResNet18(width=0.125),
+        "ResNet34": backbones.ResNet34(width=0.125),
+        "ResNet50": backbones.ResNet50(width=0.125),
+        "ViT": backbones.ViT(image_size=16, patch_size=4, dim=16, depth=1, num_heads=2),
+        "TransformerEncoder": backbones.TransformerEncoder(50, max_length=8, dim=16, depth=1, num_heads=2),
+        "mirror_decoder": backbones.mirror_decoder(conv),
+    }
+
+
+def test_every_backbone_config_passes_check_config_safe():
+    registered = set()
+    for name, model in all_backbones().items():
+        config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
+        export_module.check_config_safe(config)
+        registered |= set(re.findall(r'"registered_name": "(keras_ssl>\w+)"', json.dumps(config)))
+    # The custom layers are keras_ssl registrations, which the check lets through.
+    assert {"keras_ssl>TransformerBlock", "keras_ssl>PatchEmbedding", "keras_ssl>PaddingMask"} <= registered

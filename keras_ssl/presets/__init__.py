@@ -117,7 +117,7 @@ def load(name_or_path_or_uri, trainable=True, cache_dir=None, progress=None):
         cache_dir: the cache folder; default `KERAS_SSL_HOME` or ~/.cache/keras_ssl.
         progress: show a download progress bar (default: when stderr is a terminal).
     """
-    from keras_ssl import export
+    from keras_ssl.export import ASSETS, load_bundle, load_saved_model
 
     source = os.fspath(name_or_path_or_uri)
     if not isinstance(source, str):
@@ -130,9 +130,9 @@ def load(name_or_path_or_uri, trainable=True, cache_dir=None, progress=None):
         archive = _fetch_url(source, cache_dir, progress)
         return _load_archive(archive, sha256_file(archive), trainable, cache_dir)
     if os.path.isdir(source):
-        if os.path.isdir(os.path.join(source, export.ASSETS)) or not os.path.isfile(os.path.join(source, "saved_model.pb")):
-            return export.load(source, trainable=trainable)
-        return export.load_saved_model(source, trainable=trainable)
+        if os.path.isdir(os.path.join(source, ASSETS)) or not os.path.isfile(os.path.join(source, "saved_model.pb")):
+            return load_bundle(source, trainable=trainable)
+        return load_saved_model(source, trainable=trainable)
     if os.path.isfile(source):
         return _load_archive(source, sha256_file(source), trainable, cache_dir)
     if os.sep in source or source.endswith((".tar.gz", ".tgz", ".tar")):
@@ -182,7 +182,7 @@ def _fetch_url(url, cache_dir, progress):
 
 def _load_archive(archive, sha256, trainable, cache_dir):
     """Unpacks a verified archive once into the cache (keyed by its sha256) and loads the bundle."""
-    from keras_ssl import export
+    from keras_ssl.export import InvalidBundleError, load_bundle
     from keras_ssl.presets.archive import extract_archive
 
     target = os.path.join(cache_home(cache_dir), "bundles", sha256)
@@ -192,8 +192,8 @@ def _load_archive(archive, sha256, trainable, cache_dir):
             if not os.path.isdir(target):
                 extract_archive(archive, target)
             try:
-                return export.load(target, trainable=trainable)
-            except export.InvalidBundleError:
+                return load_bundle(target, trainable=trainable)
+            except InvalidBundleError:
                 if attempt:
                     raise
                 # An unpacked copy damaged since it was extracted: unpack it again from the verified archive.

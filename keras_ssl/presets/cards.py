@@ -9,9 +9,10 @@ user's folder cannot smuggle in surprises.
 """
 
 import dataclasses
-import json
 import math
 import re
+
+from keras_ssl.presets.strict_json import parse_json_object
 
 CARD_FORMAT = "keras_ssl.preset/1"
 MAX_CARD_BYTES = 2**20
@@ -66,21 +67,7 @@ class PresetCard:
 
 def parse_card(text, source="<card>", directory=None):
     """Parses and validates a card; returns a `PresetCard` or raises `InvalidCardError`."""
-    if isinstance(text, bytes):
-        if len(text) > MAX_CARD_BYTES:
-            raise InvalidCardError(f"{source}: a card is at most {MAX_CARD_BYTES} bytes. Received: {len(text)} bytes")
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise InvalidCardError(f"{source}: expected UTF-8 JSON. Received: undecodable bytes ({error.reason})") from None
-    if not isinstance(text, str):
-        raise InvalidCardError(f"{source}: expected the card's JSON text. Received: {type(text).__name__}")
-    if len(text) > MAX_CARD_BYTES:
-        raise InvalidCardError(f"{source}: a card is at most {MAX_CARD_BYTES} bytes. Received: {len(text)} characters")
-    try:
-        raw = json.loads(text, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as error:
-        raise InvalidCardError(f"{source}: not valid JSON ({error})") from None
+    raw = parse_json_object(text, source, MAX_CARD_BYTES, error=InvalidCardError)
     fields = _Fields(raw, source)
     unknown = sorted(set(raw) - CARD_FIELDS)
     if unknown:
@@ -106,7 +93,8 @@ def parse_card(text, source="<card>", directory=None):
     recipe = fields.object("recipe")
     metrics = fields.object("metrics", required=False) or {}
     for key, value in metrics.items():
-        if type(value) not in (int, float) or not math.isfinite(value):
+        # A huge JSON integer is a valid Python int that math.isfinite cannot convert.
+        if type(value) not in (int, float) or abs(value) > 1e300 or not math.isfinite(value):
             raise InvalidCardError(f"{source}: metrics.{key} must be a finite number. Received: {value!r}")
     return PresetCard(
         name=name,
@@ -129,10 +117,10 @@ def _parse_weights(raw, source):
         return None
     fields = _Fields(raw, f"{source}: weights")
     file = fields.string("file")
-    if not FILE_PATTERN.match(file) or ".." in file:
+    if not FILE_PATTERN.fullmatch(file) or ".." in file:
         raise InvalidCardError(f"{source}: weights.file must be a plain file name. Received: {file!r}")
     sha256 = fields.string("sha256")
-    if not SHA256_PATTERN.match(sha256):
+    if not SHA256_PATTERN.fullmatch(sha256):
         raise InvalidCardError(f"{source}: weights.sha256 must be 64 lowercase hex digits. Received: {sha256!r}")
     size = fields.value("size", int)
     if type(size) is not int or not 0 < size < 2**40:
@@ -142,10 +130,6 @@ def _parse_weights(raw, source):
         if not isinstance(url, str) or not url.startswith(URL_SCHEMES) or len(url) > 2048:
             raise InvalidCardError(f"{source}: weights.urls must be {', '.join(URL_SCHEMES)} URLs. Received: {url!r}")
     return Weights(file=file, sha256=sha256, size=size, urls=tuple(urls))
-
-
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not allowed")
 
 
 class _Fields:
@@ -175,13 +159,13 @@ class _Fields:
 
     def name(self, key):
         value = self.string(key)
-        if not NAME_PATTERN.match(value) or len(value) > 100:
+        if not NAME_PATTERN.fullmatch(value) or len(value) > 100:
             raise InvalidCardError(f"{self.source}: {key} must be lowercase words joined by '_'. Received: {value!r}")
         return value
 
     def name_list(self, key, required=True):
         values = self.value(key, list, required) or []
         for value in values:
-            if not isinstance(value, str) or not NAME_PATTERN.match(value) or len(value) > 100:
+            if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value) or len(value) > 100:
                 raise InvalidCardError(f"{self.source}: {key} must hold lowercase names. Received: {value!r}")
         return values

@@ -105,7 +105,7 @@ def test_parse_card_reads_every_field():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("{not json", "not valid JSON"),
+        ("{not json", "invalid JSON"),
         ("[1, 2]", "expected a JSON object"),
         (json.dumps(valid_card(format="keras_ssl.preset/9")), "expected format"),
         (json.dumps({k: v for k, v in valid_card().items() if k != "method"}), "missing field 'method'"),
@@ -114,7 +114,7 @@ def test_parse_card_reads_every_field():
         (json.dumps(valid_card(input={"kind": "audio", "shape": [3]})), "input.kind"),
         (json.dumps(valid_card(input={"kind": "images", "shape": [0, 3]})), "input.shape"),
         (json.dumps(valid_card(metrics={"knn": "high"})), "finite number"),
-        (json.dumps(valid_card()).replace("0.5", "NaN"), "not valid JSON"),
+        (json.dumps(valid_card()).replace("0.5", "NaN"), "invalid JSON"),
         (json.dumps(valid_card(weights={"file": "../x.tar.gz", "sha256": "a" * 64, "size": 1})), "plain file name"),
         (json.dumps(valid_card(weights={"file": "x.tar.gz", "sha256": "abc", "size": 1})), "64 lowercase hex"),
         (json.dumps(valid_card(weights={"file": "x.tar.gz", "sha256": "a" * 64, "size": -1})), "positive byte count"),

@@ -1,0 +1,194 @@
+"""keras_ssl.load: bundle directories, archives, file:// and http(s):// URLs, preset names, plain SavedModels."""
+
+import functools
+import http.server
+import json
+import os
+import socket
+import threading
+
+import keras
+import numpy as np
+import pytest
+
+import keras_ssl
+from keras_ssl import presets
+from keras_ssl.presets.archive import make_archive
+from keras_ssl.presets.cache import sha256_file
+
+X = np.random.default_rng(0).random((5, 8), dtype=np.float32)
+
+
+def tiny_model():
+    inputs = keras.Input((8,))
+    return keras.Model(inputs, keras.layers.Dense(4, name="proj")(keras.layers.Dense(6, activation="relu")(inputs)))
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    model = tiny_model()
+    path = keras_ssl.export(model, tmp_path / "bundle")
+    return path, model.predict(X, verbose=0)
+
+
+@pytest.fixture
+def archive(bundle, tmp_path):
+    path, expected = bundle
+    sha256 = make_archive(path, str(tmp_path / "tiny.tar.gz"))
+    return str(tmp_path / "tiny.tar.gz"), sha256, expected
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("KERAS_SSL_HOME", str(home))
+    for name in ("KERAS_SSL_OFFLINE", "KERAS_SSL_MIRROR", presets.ZOO_PATH_ENV):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture
+def server(tmp_path):
+    """Serves tmp_path on 127.0.0.1; counts requests per path."""
+    hits = {}
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            hits[self.path] = hits.get(self.path, 0) + 1
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", hits
+    httpd.shutdown()
+
+
+def card(name, archive_file, sha256, size, urls=()):
+    return {
+        "format": "keras_ssl.preset/1", "name": name, "description": "tiny", "method": "simclr",
+        "backbone": {"class_name": "MLP", "config": {}}, "input": {"kind": "vectors", "shape": [8]},
+        "recipe": {"epochs": 1}, "metrics": {},
+        "weights": {"file": archive_file, "sha256": sha256, "size": size, "urls": list(urls)},
+    }
+
+
+def private_zoo(root, monkeypatch, entry, shipped_archive=None):
+    folder = root / entry["name"]
+    folder.mkdir(parents=True)
+    (folder / "preset.json").write_text(json.dumps(entry))
+    if shipped_archive:
+        with open(shipped_archive, "rb") as src, open(folder / entry["weights"]["file"], "wb") as dst:
+            dst.write(src.read())
+    monkeypatch.setenv(presets.ZOO_PATH_ENV, str(root))
+
+
+def no_sockets(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a socket was opened")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_bundle_directory_and_file_url(bundle, cache):
+    path, expected = bundle
+    for source in (path, "file://" + path):
+        model = keras_ssl.load(source)
+        np.testing.assert_allclose(model.predict(X, verbose=0), expected, atol=1e-6)
+    assert keras_ssl.load(path, trainable=False).trainable is False
+
+
+def test_archive_is_unpacked_once_into_the_cache(archive, cache):
+    path, sha256, expected = archive
+    model = keras_ssl.load(path)
+    np.testing.assert_allclose(model.predict(X, verbose=0), expected, atol=1e-6)
+    unpacked = cache / "bundles" / sha256
+    stamp = os.stat(unpacked).st_mtime_ns
+    keras_ssl.load("file://" + path)
+    assert os.stat(unpacked).st_mtime_ns == stamp
+
+
+def test_damaged_unpacked_copy_is_unpacked_again(archive, cache):
+    path, sha256, expected = archive
+    keras_ssl.load(path)
+    weights = cache / "bundles" / sha256 / "assets" / "keras_ssl" / "model.weights.h5"
+    weights.write_bytes(b"garbage")
+    model = keras_ssl.load(path)
+    np.testing.assert_allclose(model.predict(X, verbose=0), expected, atol=1e-6)
+    assert sha256_file(weights) != sha256_file(path)  # a real weights file again, not the garbage
+
+
+def test_https_url_needs_and_checks_its_sha256(archive, cache, server):
+    path, sha256, expected = archive
+    base, hits = server
+    with pytest.raises(ValueError, match="#sha256="):
+        keras_ssl.load(f"{base}/tiny.tar.gz")
+    with pytest.raises(presets.PresetDownloadError, match="checksum mismatch"):
+        keras_ssl.load(f"{base}/tiny.tar.gz#sha256={'0' * 64}")
+    model = keras_ssl.load(f"{base}/tiny.tar.gz#sha256={sha256}&size={os.path.getsize(path)}")
+    np.testing.assert_allclose(model.predict(X, verbose=0), expected, atol=1e-6)
+    assert hits["/tiny.tar.gz"] == 2
+
+
+def test_preset_downloads_then_loads_offline(archive, cache, server, tmp_path, monkeypatch):
+    path, sha256, expected = archive
+    base, hits = server
+    private_zoo(tmp_path / "zoo", monkeypatch, card("tiny_mlp_toy", "tiny.tar.gz", sha256, os.path.getsize(path),
+                                                    [f"{base}/tiny.tar.gz"]))
+    np.testing.assert_allclose(keras_ssl.load("tiny_mlp_toy").predict(X, verbose=0), expected, atol=1e-6)
+    monkeypatch.setenv("KERAS_SSL_OFFLINE", "1")
+    no_sockets(monkeypatch)
+    np.testing.assert_allclose(keras_ssl.load("tiny_mlp_toy").predict(X, verbose=0), expected, atol=1e-6)
+    assert hits["/tiny.tar.gz"] == 1
+
+
+def test_offline_preset_not_cached_is_a_clear_error(archive, cache, tmp_path, monkeypatch):
+    path, sha256, _ = archive
+    private_zoo(tmp_path / "zoo", monkeypatch, card("tiny_mlp_toy", "tiny.tar.gz", sha256, os.path.getsize(path),
+                                                    ["https://example.invalid/tiny.tar.gz"]))
+    monkeypatch.setenv("KERAS_SSL_OFFLINE", "1")
+    no_sockets(monkeypatch)
+    with pytest.raises(presets.OfflineError, match="KERAS_SSL_OFFLINE"):
+        keras_ssl.load("tiny_mlp_toy")
+
+
+def test_shipped_archive_loads_without_network(archive, cache, tmp_path, monkeypatch):
+    path, sha256, expected = archive
+    private_zoo(tmp_path / "zoo", monkeypatch, card("tiny_mlp_toy", "tiny.tar.gz", sha256, os.path.getsize(path)),
+                shipped_archive=path)
+    no_sockets(monkeypatch)
+    np.testing.assert_allclose(keras_ssl.load("tiny_mlp_toy").predict(X, verbose=0), expected, atol=1e-6)
+
+
+def test_shipped_archive_that_does_not_match_its_card_is_refused(archive, cache, tmp_path, monkeypatch):
+    path, sha256, _ = archive
+    private_zoo(tmp_path / "zoo", monkeypatch, card("tiny_mlp_toy", "tiny.tar.gz", "f" * 64, os.path.getsize(path)),
+                shipped_archive=path)
+    with pytest.raises(presets.PresetUnavailableError, match="does not match the sha256"):
+        keras_ssl.load("tiny_mlp_toy")
+
+
+def test_missing_paths_are_clear_errors(tmp_path, cache):
+    with pytest.raises(FileNotFoundError, match="No bundle"):
+        keras_ssl.load(str(tmp_path / "nowhere" / "bundle"))
+    with pytest.raises(FileNotFoundError, match="No bundle"):
+        keras_ssl.load("file://" + str(tmp_path / "nowhere.tar.gz"))
+
+
+def test_plain_savedmodel_fine_tunes_with_adamw(tmp_path, backend):
+    model = tiny_model()
+    model.export(str(tmp_path / "plain"), verbose=False)  # a SavedModel without keras_ssl assets
+    if backend != "tensorflow":
+        with pytest.raises(ValueError, match="TensorFlow backend"):
+            keras_ssl.load(str(tmp_path / "plain"))
+        return
+    layer = keras_ssl.load(str(tmp_path / "plain"))
+    before = layer(X).numpy()
+    np.testing.assert_allclose(before, model.predict(X, verbose=0), atol=1e-6)
+    classifier = keras.Sequential([keras.Input((8,)), layer, keras.layers.Dense(1)])
+    classifier.compile(optimizer=keras.optimizers.AdamW(1e-2), loss="mse")
+    classifier.fit(X, np.ones((5, 1)), epochs=3, verbose=0)
+    assert np.abs(layer(X).numpy() - before).max() > 1e-4  # the SavedModel's own variables were trained
