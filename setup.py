@@ -24,7 +24,10 @@ setup(
     long_description=long_description,
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["keras_ssl", "keras_ssl.*"]),
+    # The zoo's cards (and the archives of shipped presets) install as keras_ssl/zoo/.
+    packages=find_packages(include=["keras_ssl", "keras_ssl.*"]) + ["keras_ssl.zoo"],
+    package_dir={"keras_ssl.zoo": "zoo"},
+    package_data={"keras_ssl.zoo": ["README.md", "*/preset.json", "*/README.md", "*/*.tar.gz"]},
     install_requires=read_requirements("requirements.txt"),
     extras_require={"jax": ["jax[cpu]>=0.6"], "test": read_requirements("requirements-test.txt")},
     entry_points={"console_scripts": ["keras-ssl=keras_ssl.cli:main"]},
