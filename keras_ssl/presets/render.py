@@ -37,9 +37,9 @@ def _availability(card):
 def zoo_markdown(cards):
     lines = [ZOO_HEADER, "| name | method | backbone | data | metrics | size |", "| --- | --- | --- | --- | --- | --- |"]
     for card in sorted(cards, key=lambda c: c.name):
-        name = card.name + "".join(f"<br>alias `{alias}`" for alias in card.aliases)
+        name = f"`{card.name}`" + "".join(f"<br>alias `{alias}`" for alias in card.aliases)
         data = card.recipe.get("dataset", card.recipe.get("data", ""))
-        lines.append(f"| `{name}` | {card.method} | {_backbone(card)} | {data} | {_metrics(card)} | {_availability(card)} |")
+        lines.append(f"| {name} | {card.method} | {_backbone(card)} | {data} | {_metrics(card)} | {_availability(card)} |")
     return "\n".join(lines) + "\n"
 
 
