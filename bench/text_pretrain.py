@@ -36,6 +36,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=40, help="planned pretraining epochs (the schedule's length)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--max-length", type=int, default=128, help="tokens per pretraining row")
+    parser.add_argument("--vocabulary-size", type=int, default=8000, help="WordPiece vocabulary to train")
+    parser.add_argument("--output", default=None, help="default: bench/results/text_wikitext2_sst2_<backend>.json")
     parser.add_argument("--finetune-examples", type=int, default=20000)
     parser.add_argument("--finetune-epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -52,13 +55,13 @@ def main():
     keras.utils.set_random_seed(args.seed)
     train_text = data.load_wikitext(os.path.join(args.data, "wikitext-2", "wiki.test.tokens"))
     heldout_text = data.load_wikitext(os.path.join(args.data, "wikitext-2", "wiki.valid.tokens"))
-    tokenizer = data.WordPieceTokenizer.train(train_text, vocabulary_size=8000)
-    train_ids, heldout_ids = tokenizer.pack(train_text, 128), tokenizer.pack(heldout_text, 128)
+    tokenizer = data.WordPieceTokenizer.train(train_text, vocabulary_size=args.vocabulary_size)
+    train_ids, heldout_ids = tokenizer.pack(train_text, args.max_length), tokenizer.pack(heldout_text, args.max_length)
     vocabulary_size = tokenizer.vocabulary_size
     print(f"vocabulary {vocabulary_size}, {train_ids.shape[0]} training rows, {heldout_ids.shape[0]} held-out rows", flush=True)
 
     def make_encoder():
-        return backbones.TransformerEncoder(vocabulary_size, "tiny", max_length=128, norm_first=True)
+        return backbones.TransformerEncoder(vocabulary_size, "tiny", max_length=max(args.max_length, 64), norm_first=True)
 
     encoder = make_encoder()
     mlm = methods.MaskedLM(encoder, seed=args.seed)
@@ -142,8 +145,8 @@ def main():
         "device": f"CPU ({os.cpu_count()} cores, {platform.machine()})",
         "backend": backend,
         "tokenizer": {"kind": "WordPiece (HF tokenizers)", "vocabulary_size": vocabulary_size, "trained_on": "wiki.test.tokens"},
-        "encoder": "TransformerEncoder tiny (128 dims, 2 pre-LN blocks, 2 heads, 128 tokens)",
-        "pretraining": {"text": "WikiText-2 test split, packed into 128-token rows", "rows": int(len(train_ids)),
+        "encoder": f"TransformerEncoder tiny (128 dims, 2 pre-LN blocks, 2 heads, {max(args.max_length, 64)} tokens)",
+        "pretraining": {"text": f"WikiText-2 test split, packed into {args.max_length}-token rows", "rows": int(len(train_ids)),
                         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "planned_epochs": args.epochs,
                         "steps_trained": budget.steps, "epochs_trained": budget.steps / steps_per_epoch,
                         "train_seconds": train_seconds, "curve_step_loss_accuracy": budget.curve},
@@ -151,7 +154,7 @@ def main():
         "sst2": {"train_examples": int(len(x_train)), "epochs": args.finetune_epochs, "dev_examples": int(len(x_dev)),
                  **finetuned},
     }
-    output = os.path.join(HERE, "results", f"text_wikitext2_sst2_{backend}.json")
+    output = args.output or os.path.join(HERE, "results", f"text_wikitext2_sst2_{backend}.json")
     with open(output, "w") as f:
         json.dump(result, f, indent=2)
     print("->", output)

@@ -10,6 +10,7 @@ import os
 import sys
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+TEXT_METHODS = ("masked_lm", "word2vec")  # trained on a text file; the bundle carries the vocabulary
 
 
 class UsageError(Exception):
@@ -24,7 +25,7 @@ def _quickstart(args):
 
 
 def _list(args):
-    from keras_ssl import methods, presets
+    from keras_ssl import presets
 
     if not args.methods_only:
         print(f"{'preset':42} {'method':22} weights")
@@ -34,20 +35,26 @@ def _list(args):
             aliases = f" (alias: {', '.join(card.aliases)})" if card.aliases else ""
             print(f"{name:42} {card.method:22} {weights}{aliases}")
         print()
-    print("methods: " + ", ".join(methods.list_methods()))
+    print("methods: " + ", ".join(_method_names()))
     return EXIT_OK
+
+
+def _method_names():
+    from keras_ssl import methods
+
+    return sorted(set(methods.list_methods()) | set(TEXT_METHODS))  # Word2Vec is gensim's, not a Keras Method
 
 
 def _resolve_pretrain_target(target):
     """(card or None, method name) for a preset name/alias or a method name."""
     from keras_ssl import methods, presets
 
-    if target in methods.list_methods():
+    if target in methods.list_methods() or target in TEXT_METHODS:
         return None, target
     try:
         card = presets.get_preset(target)
     except presets.UnknownPresetError as error:
-        raise UsageError(f"{error} Methods: {', '.join(methods.list_methods())}.") from None
+        raise UsageError(f"{error} Methods: {', '.join(_method_names())}.") from None
     return card, card.method
 
 
@@ -87,16 +94,13 @@ def _pretrain(args):
 
     card, method_name = _resolve_pretrain_target(args.target)
     recipe = card.recipe if card else {}
-    if method_name in ("masked_lm", "word2vec"):
-        raise UsageError(
-            f"`keras-ssl pretrain` trains image methods; {method_name} runs from Python (docs/methods/{method_name}.md) "
-            "or bench/text_pretrain.py."
-        )
     data_path = args.data or recipe.get("data")
     if not data_path:
-        raise UsageError("Pass --data: a CIFAR-style .npz file or a TFDS dataset name.")
+        raise UsageError("Pass --data: a CIFAR-style .npz file or a TFDS dataset name (a text file for text methods).")
     if card is not None and not args.data and not os.path.exists(data_path):
-        raise UsageError(f"The recipe's data {data_path} is not here; pass --data <path to cifar10.npz>.")
+        raise UsageError(f"The recipe's data {data_path} is not here; pass --data with its path.")
+    if method_name in TEXT_METHODS:
+        return _pretrain_text(args, card, method_name, recipe, data_path)
     epochs = args.epochs or recipe.get("epochs", 1)
     batch_size = args.batch_size or recipe.get("batch_size", 256)
     learning_rate = args.learning_rate or recipe.get("learning_rate", 2e-3)
@@ -112,6 +116,44 @@ def _pretrain(args):
                 "recipe": {**recipe, "data": data_path, "epochs": epochs, "batch_size": batch_size,
                            "learning_rate": learning_rate, **({"steps_per_epoch": args.max_steps} if args.max_steps else {})}}
     path = export(method, args.output, overwrite=args.overwrite, metadata=metadata)
+    print(f"bundle: {path}")
+    return EXIT_OK
+
+
+def _pretrain_text(args, card, method_name, recipe, data_path):
+    """MaskedLM (WordPiece tokenizer + Transformer) or Word2Vec on a text file; the bundle carries its vocabulary."""
+    import tempfile
+
+    import keras
+
+    from keras_ssl import backbones, data, methods
+    from keras_ssl.export import export
+
+    config = dict(card.backbone["config"]) if card else {}
+    seed = args.seed if args.seed is not None else recipe.get("seed", 0)
+    metadata = {"preset": card.name if card else None, "method": method_name, "recipe": {**recipe, "data": data_path}}
+    with tempfile.TemporaryDirectory() as scratch:
+        if method_name == "word2vec":
+            model = methods.Word2Vec(**{**config, "seed": seed}).fit(data_path)
+            vocabulary = os.path.join(scratch, "vocabulary.txt")
+            with open(vocabulary, "w", encoding="utf-8") as f:
+                f.write("\n".join(model.vocabulary) + "\n")
+            encoder, assets = model.as_embedding(), {"vocabulary.txt": vocabulary}
+        else:
+            keras.utils.set_random_seed(seed)
+            text = data.load_wikitext(data_path)
+            tokenizer = data.WordPieceTokenizer.train(text, vocabulary_size=config.pop("vocabulary_size", 8000))
+            max_length = config.get("max_length", 128)
+            ids = tokenizer.pack(text, max_length)
+            method = methods.MaskedLM(backbones.TransformerEncoder(tokenizer.vocabulary_size, **config),
+                                      **recipe.get("method_config", {}))
+            method.compile(learning_rate=args.learning_rate or recipe.get("learning_rate", 1e-3))
+            fit_args = {"steps_per_epoch": args.max_steps} if args.max_steps else {}
+            method.fit(ids, batch_size=args.batch_size or recipe.get("batch_size", 64),
+                       epochs=args.epochs or recipe.get("epochs", 1), verbose=1 if sys.stdout.isatty() else 2, **fit_args)
+            encoder, assets = method.encoder, {"tokenizer.json": tokenizer.save(scratch)}
+        path = export(encoder, args.output, overwrite=args.overwrite, metadata=metadata, extra_assets=assets,
+                      input_shape=(config.get("max_length", 128),) if method_name == "masked_lm" else None)
     print(f"bundle: {path}")
     return EXIT_OK
 
@@ -182,12 +224,15 @@ def build_parser():
     listing.set_defaults(run=_list)
 
     pretrain = commands.add_parser(
-        "pretrain", help="pretrain an image encoder by a preset's recipe or with a method's defaults",
+        "pretrain", help="pretrain an encoder by a preset's recipe or with a method's defaults",
         description="Pretrains by a preset's recipe (`keras-ssl pretrain simclr_resnet18_cifar10 --data cifar10.npz`) "
                     "or a method with a CIFAR-sized ResNet-18 (`keras-ssl pretrain byol --data cifar10.npz`), "
-                    "then exports the encoder as a bundle that `keras_ssl.load` reads.")
+                    "then exports the encoder as a bundle that `keras_ssl.load` reads. Text methods (masked_lm, "
+                    "word2vec) train on a text file and put their tokenizer.json / vocabulary.txt into the bundle's "
+                    "assets/keras_ssl/.")
     pretrain.add_argument("target", help="a preset name or alias, or a method name (keras-ssl list)")
-    pretrain.add_argument("--data", help="a CIFAR-style .npz (x_train uint8 NHWC) or a TFDS dataset name; "
+    pretrain.add_argument("--data", help="a CIFAR-style .npz (x_train uint8 NHWC) or a TFDS dataset name; a text "
+                                         "file (one sentence or paragraph per line) for masked_lm and word2vec; "
                                          "default: the recipe's data")
     pretrain.add_argument("--output", required=True, help="the bundle directory to write")
     pretrain.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --output")

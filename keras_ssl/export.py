@@ -46,7 +46,7 @@ class InvalidBundleError(ValueError):
     """A bundle whose files are not the documented shape (bad JSON, fields, sizes or checksums)."""
 
 
-def export(model, path, overwrite=False, metadata=None, input_shape=None):
+def export(model, path, overwrite=False, metadata=None, input_shape=None, extra_assets=None):
     """Writes `model` (an encoder or any Keras model) as a bundle at `path`.
 
     Args:
@@ -62,6 +62,8 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None):
             image models (the SavedModel's gradients cannot be traced over a
             symbolic image size through strided convolutions) and for
             Transformers over open lengths.
+        extra_assets: `{file name: source path}` copied into
+            `assets/keras_ssl/` (e.g. a text model's `tokenizer.json`).
 
     Returns:
         The bundle path.
@@ -79,6 +81,10 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None):
         signature = [spec]
     elif keras.backend.backend() == "jax" and len(model.input_shape) == 4 and None in model.input_shape[1:3]:
         raise _open_size_error(model)
+    extra_assets = dict(extra_assets or {})
+    for name in extra_assets:
+        if name in (CONFIG, WEIGHTS, METADATA) or os.path.basename(name) != name or name.startswith("."):
+            raise ValueError(f"extra_assets names must be plain file names other than the bundle's own. Received: {name!r}")
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
@@ -99,6 +105,8 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None):
         with open(os.path.join(assets, CONFIG), "w") as f:
             json.dump(keras.saving.serialize_keras_object(model), f)
         model.save_weights(os.path.join(assets, WEIGHTS))
+        for name, source in extra_assets.items():
+            shutil.copyfile(source, os.path.join(assets, name))
         info = {
             "format": BUNDLE_FORMAT,
             "keras_ssl_version": __version__,

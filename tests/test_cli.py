@@ -82,3 +82,34 @@ def test_failures_exit_1_with_one_line_on_stderr(tmp_path, capsys):
     assert cli.main(["evaluate", str(tmp_path / "missing_bundle"), "--data", "x.npz"]) == cli.EXIT_FAILURE
     err = capsys.readouterr().err
     assert err.startswith("keras-ssl evaluate: error: FileNotFoundError") and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def tiny_text(tmp_path_factory):
+    from keras_ssl.testing import shared_data_file
+
+    with open(shared_data_file("wikitext-2/wiki.valid.tokens"), encoding="utf-8") as f:
+        lines = [line for line in f if line.strip()][:300]
+    path = tmp_path_factory.mktemp("text") / "tiny.txt"
+    path.write_text("".join(lines), encoding="utf-8")
+    return str(path)
+
+
+def test_pretrain_text_methods_ship_their_vocabulary(tiny_text, tmp_path, capsys):
+    from keras_ssl import data
+
+    bundle = str(tmp_path / "mlm")
+    assert cli.main(["pretrain", "masked_lm", "--data", tiny_text, "--output", bundle, "--epochs", "1", "--max-steps", "2",
+                     "--batch-size", "8"]) == cli.EXIT_OK
+    tokenizer = data.WordPieceTokenizer.load(os.path.join(bundle, "assets", "keras_ssl"))
+    encoder = keras_ssl.load(bundle)
+    hidden = encoder.predict(tokenizer.encode(["the game was released in japan"], max_length=128), verbose=0)
+    assert hidden.shape == (1, 128, 128) and np.isfinite(hidden).all()
+
+    bundle = str(tmp_path / "w2v")
+    assert cli.main(["pretrain", "word2vec", "--data", tiny_text, "--output", bundle]) == cli.EXIT_OK
+    with open(os.path.join(bundle, "assets", "keras_ssl", "vocabulary.txt"), encoding="utf-8") as f:
+        vocabulary = f.read().split("\n")
+    embedding = keras_ssl.load(bundle)
+    assert embedding.output_shape[-1] == 100 and "the" in vocabulary
+    assert embedding.get_layer("embedding").input_dim >= len([w for w in vocabulary if w])
