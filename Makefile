@@ -22,8 +22,11 @@ install: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/keras-ssl quickstart --output quickstart_report
 
-# The default suite, once per backend. Slow tests are marked `large`.
-test: test-tensorflow test-jax
+# The default suite, once per backend. Slow tests are marked `large`. The two backends run side by side:
+# much of a test's time is single-threaded tracing, so two suites share 2 cores well; each suite's output
+# is printed as one block when it ends.
+test: $(STAMP)
+	$(MAKE) -j2 --output-sync=target test-tensorflow test-jax
 
 test-tensorflow: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -m "not large" tests
