@@ -41,6 +41,9 @@ def main():
     parser.add_argument("--output", default=None, help="default: bench/results/text_wikitext2_sst2_<backend>.json")
     parser.add_argument("--finetune-examples", type=int, default=20000)
     parser.add_argument("--finetune-epochs", type=int, default=2)
+    parser.add_argument("--finetune-learning-rate", type=float, default=1e-4, help="peak LR for the Transformer fine-tunes")
+    parser.add_argument("--pooling", choices=("cls", "mean"), default="cls",
+                        help="how the SST-2 classifier pools the Transformer's tokens (MLM alone never trains [CLS])")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=DATA)
     args = parser.parse_args()
@@ -116,11 +119,11 @@ def main():
     y_train = np.array([labels[i] for i in subset])
     x_dev, y_dev = tokenizer.encode(dev_sentences, max_length=64), np.array(dev_labels)
 
-    def finetune(text_encoder, pooling, x_train, x_dev):
+    def finetune(text_encoder, pooling, x_train, x_dev, learning_rate):
         keras.utils.set_random_seed(args.seed)
         model = evaluation.text_classifier(text_encoder, 2, pooling=pooling)
         steps = args.finetune_epochs * (len(x_train) // 32)
-        schedule = keras.optimizers.schedules.CosineDecay(0.0, steps - steps // 10, warmup_target=1e-4 if pooling == "cls" else 1e-3,
+        schedule = keras.optimizers.schedules.CosineDecay(0.0, steps - steps // 10, warmup_target=learning_rate,
                                                           warmup_steps=steps // 10)
         model.compile(keras.optimizers.AdamW(schedule, weight_decay=0.01),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
@@ -131,14 +134,14 @@ def main():
 
     keras.utils.set_random_seed(args.seed + 1)
     scratch_encoder = make_encoder()
-    finetuned = {"pretrained_masked_lm": finetune(mlm.encoder, "cls", x_train, x_dev),
-                 "from_scratch": finetune(scratch_encoder, "cls", x_train, x_dev)}
+    finetuned = {"pretrained_masked_lm": finetune(mlm.encoder, args.pooling, x_train, x_dev, args.finetune_learning_rate),
+                 "from_scratch": finetune(scratch_encoder, args.pooling, x_train, x_dev, args.finetune_learning_rate)}
     word2vec = methods.Word2Vec(vector_size=128, min_count=2, epochs=5, seed=args.seed)
     word2vec.fit([tokenizer.tokenize(line) for line in train_text], progress=False)
     # Word2Vec ids follow its own vocabulary: map SST-2 through it.
     w2v_train = word2vec.ids([tokenizer.tokenize(sentences[i]) for i in subset], max_length=64, truncate=True)
     w2v_dev = word2vec.ids([tokenizer.tokenize(s) for s in dev_sentences], max_length=64, truncate=True)
-    finetuned["word2vec_mean_pooling"] = finetune(word2vec.as_embedding(trainable=True), "mean", w2v_train, w2v_dev)
+    finetuned["word2vec_mean_pooling"] = finetune(word2vec.as_embedding(trainable=True), "mean", w2v_train, w2v_dev, 1e-3)
     print("SST-2 dev", finetuned, flush=True)
 
     result = {
@@ -151,7 +154,8 @@ def main():
                         "steps_trained": budget.steps, "epochs_trained": budget.steps / steps_per_epoch,
                         "train_seconds": train_seconds, "curve_step_loss_accuracy": budget.curve},
         "heldout": {"text": "WikiText-2 validation split", "random_init": before, "pretrained": after, "unigram_baseline": unigram},
-        "sst2": {"train_examples": int(len(x_train)), "epochs": args.finetune_epochs, "dev_examples": int(len(x_dev)),
+        "sst2": {"train_examples": int(len(x_train)), "epochs": args.finetune_epochs, "pooling": args.pooling,
+                 "learning_rate": args.finetune_learning_rate, "dev_examples": int(len(x_dev)),
                  **finetuned},
     }
     output = args.output or os.path.join(HERE, "results", f"text_wikitext2_sst2_{backend}.json")
