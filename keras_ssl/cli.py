@@ -75,6 +75,15 @@ def _image_backbone(card, args):
     return backbones.ResNet18(stem="cifar", width=args.width, input_shape=(32, 32, 3))
 
 
+def _fit_options(args):
+    """Keras progress bars on a terminal, one line per epoch otherwise; --max-steps caps each epoch."""
+    return {"verbose": 1 if sys.stdout.isatty() else 2, **({"steps_per_epoch": args.max_steps} if args.max_steps else {})}
+
+
+def _seed(args, recipe):
+    return args.seed if args.seed is not None else recipe.get("seed", 0)
+
+
 def _load_images(path):
     """The training images of a CIFAR-style .npz, or a TFDS dataset name for Method.fit to read."""
     from keras_ssl import data
@@ -104,14 +113,12 @@ def _pretrain(args):
     epochs = args.epochs or recipe.get("epochs", 1)
     batch_size = args.batch_size or recipe.get("batch_size", 256)
     learning_rate = args.learning_rate or recipe.get("learning_rate", 2e-3)
-    keras.utils.set_random_seed(args.seed if args.seed is not None else recipe.get("seed", 0))
+    keras.utils.set_random_seed(_seed(args, recipe))
     images = _load_images(data_path)
     encoder = _image_backbone(card, args)
     method = methods.get_method(method_name)(encoder, **recipe.get("method_config", {}))
     method.compile(learning_rate=learning_rate)
-    fit_args = {"steps_per_epoch": args.max_steps} if args.max_steps else {}
-    method.fit(images, batch_size=batch_size if not isinstance(images, str) else None, epochs=epochs,
-               verbose=1 if sys.stdout.isatty() else 2, **fit_args)
+    method.fit(images, batch_size=batch_size if not isinstance(images, str) else None, epochs=epochs, **_fit_options(args))
     metadata = {"preset": card.name if card else None, "method": method_name,
                 "recipe": {**recipe, "data": data_path, "epochs": epochs, "batch_size": batch_size,
                            "learning_rate": learning_rate, **({"steps_per_epoch": args.max_steps} if args.max_steps else {})}}
@@ -130,7 +137,8 @@ def _pretrain_text(args, card, method_name, recipe, data_path):
     from keras_ssl.export import export
 
     config = dict(card.backbone["config"]) if card else {}
-    seed = args.seed if args.seed is not None else recipe.get("seed", 0)
+    seed = _seed(args, recipe)
+    max_length = config.get("max_length", 128)
     metadata = {"preset": card.name if card else None, "method": method_name, "recipe": {**recipe, "data": data_path}}
     with tempfile.TemporaryDirectory() as scratch:
         if method_name == "word2vec":
@@ -143,17 +151,15 @@ def _pretrain_text(args, card, method_name, recipe, data_path):
             keras.utils.set_random_seed(seed)
             text = data.load_wikitext(data_path)
             tokenizer = data.WordPieceTokenizer.train(text, vocabulary_size=config.pop("vocabulary_size", 8000))
-            max_length = config.get("max_length", 128)
             ids = tokenizer.pack(text, max_length)
             method = methods.MaskedLM(backbones.TransformerEncoder(tokenizer.vocabulary_size, **config),
                                       **recipe.get("method_config", {}))
             method.compile(learning_rate=args.learning_rate or recipe.get("learning_rate", 1e-3))
-            fit_args = {"steps_per_epoch": args.max_steps} if args.max_steps else {}
             method.fit(ids, batch_size=args.batch_size or recipe.get("batch_size", 64),
-                       epochs=args.epochs or recipe.get("epochs", 1), verbose=1 if sys.stdout.isatty() else 2, **fit_args)
+                       epochs=args.epochs or recipe.get("epochs", 1), **_fit_options(args))
             encoder, assets = method.encoder, {"tokenizer.json": tokenizer.save(scratch)}
         path = export(encoder, args.output, overwrite=args.overwrite, metadata=metadata, extra_assets=assets,
-                      input_shape=(config.get("max_length", 128),) if method_name == "masked_lm" else None)
+                      input_shape=(max_length,) if method_name == "masked_lm" else None)
     print(f"bundle: {path}")
     return EXIT_OK
 
@@ -191,10 +197,10 @@ def _export(args):
     if args.output.endswith((".tar.gz", ".tgz")):
         import tempfile
 
+        if os.path.exists(args.output) and not args.overwrite:
+            raise FileExistsError(f"{args.output} already exists; pass --overwrite to replace it.")
         with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(args.output))) as staging:
             bundle = export(model, os.path.join(staging, "bundle"), input_shape=input_shape)
-            if os.path.exists(args.output) and not args.overwrite:
-                raise FileExistsError(f"{args.output} already exists; pass --overwrite to replace it.")
             sha256 = make_archive(bundle, args.output)
         print(json.dumps({"file": os.path.basename(args.output), "sha256": sha256, "size": os.path.getsize(args.output)}))
     else:

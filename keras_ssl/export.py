@@ -20,7 +20,7 @@ import tempfile
 
 import keras
 
-from keras_ssl.presets.cache import sha256_file
+from keras_ssl.presets.cache import SHA256_PATTERN, sha256_file
 from keras_ssl.presets.strict_json import parse_json_object
 
 ASSETS = os.path.join("assets", "keras_ssl")
@@ -30,7 +30,6 @@ MAX_METADATA_BYTES = 2**20
 MAX_CONFIG_DEPTH = 200
 BUNDLE_FORMAT = "keras_ssl.bundle/1"
 SAFE_MODULE = re.compile(r"^keras(_ssl)?(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 UNSAFE_CLASSES = {
     "Lambda": "a Lambda layer runs arbitrary Python code",
     "TFSMLayer": "a TFSMLayer loads another SavedModel from a path",
@@ -153,7 +152,7 @@ def parse_metadata(text, source=METADATA):
     if info.get("format") != BUNDLE_FORMAT:
         raise InvalidBundleError(f"{source}: expected format {BUNDLE_FORMAT!r}. Received: {_short(info.get('format'))}")
     sha = info.get("weights_sha256")
-    if "weights_sha256" in info and not (isinstance(sha, str) and SHA256.fullmatch(sha)):
+    if "weights_sha256" in info and not (isinstance(sha, str) and SHA256_PATTERN.fullmatch(sha)):
         raise InvalidBundleError(f"{source}: expected weights_sha256 to be 64 lowercase hex digits. Received: {_short(sha)}")
     for key in ("input_shape", "output_shape"):
         if key in info and not _is_shape(info[key], nested=True):

@@ -17,7 +17,15 @@ import shutil
 import urllib.parse
 import urllib.request
 
-from keras_ssl.presets.cache import OfflineError, PresetDownloadError, cache_home, fetch, file_lock, sha256_file
+from keras_ssl.presets.cache import (
+    OfflineError,
+    PresetDownloadError,
+    cache_home,
+    fetch,
+    file_lock,
+    is_verified,
+    sha256_file,
+)
 from keras_ssl.presets.cards import InvalidCardError, PresetCard, Weights, parse_card
 
 ZOO_PATH_ENV = "KERAS_SSL_ZOO_PATH"
@@ -127,8 +135,7 @@ def load(name_or_path_or_uri, trainable=True, cache_dir=None, progress=None):
         if not os.path.exists(source):
             raise FileNotFoundError(f"No bundle at {name_or_path_or_uri}")
     if source.startswith(("https://", "http://")):
-        archive = _fetch_url(source, cache_dir, progress)
-        return _load_archive(archive, sha256_file(archive), trainable, cache_dir)
+        return _load_archive(*_fetch_url(source, cache_dir, progress), trainable, cache_dir)
     if os.path.isdir(source):
         if os.path.isdir(os.path.join(source, ASSETS)) or not os.path.isfile(os.path.join(source, "saved_model.pb")):
             return load_bundle(source, trainable=trainable)
@@ -153,7 +160,7 @@ def _preset_archive(card, cache_dir, progress):
         )
     shipped = os.path.join(card.directory or "", weights.file)
     if card.directory and os.path.isfile(shipped):
-        if os.path.getsize(shipped) == weights.size and sha256_file(shipped) == weights.sha256:
+        if is_verified(shipped, weights.sha256, weights.size):
             return shipped
         raise PresetUnavailableError(f"{shipped} does not match the sha256 and size in its card: reinstall keras_ssl.")
     try:
@@ -166,6 +173,7 @@ def _preset_archive(card, cache_dir, progress):
 
 
 def _fetch_url(url, cache_dir, progress):
+    """(path of the verified download, its sha256) for an https:// URL carrying #sha256=<hex>[&size=<bytes>]."""
     parsed = urllib.parse.urlparse(url)
     query = urllib.parse.parse_qs(parsed.fragment)
     sha256 = (query.get("sha256") or [""])[0].lower()
@@ -176,8 +184,9 @@ def _fetch_url(url, cache_dir, progress):
         )
     size = int((query.get("size") or ["0"])[0]) or None
     filename = os.path.basename(parsed.path) or "bundle.tar.gz"
-    return fetch([urllib.parse.urlunparse(parsed._replace(fragment=""))], sha256, size, filename, cache_dir=cache_dir,
+    path = fetch([urllib.parse.urlunparse(parsed._replace(fragment=""))], sha256, size, filename, cache_dir=cache_dir,
                  progress=progress)
+    return path, sha256
 
 
 def _load_archive(archive, sha256, trainable, cache_dir):

@@ -13,7 +13,6 @@ or absent.
 """
 
 import gzip
-import hashlib
 import os
 import posixpath
 import shutil
@@ -21,6 +20,8 @@ import stat
 import tarfile
 import tempfile
 import zlib
+
+from keras_ssl.presets.cache import sha256_file
 
 GZIP_MAGIC = b"\x1f\x8b"
 _CORRUPT = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
@@ -183,15 +184,12 @@ def make_archive(bundle_dir, archive_path):
             raw.flush()
             os.fsync(raw.fileno())
         os.chmod(staging, 0o644)
-        digest = hashlib.sha256()
-        with open(staging, "rb") as f:
-            for block in iter(lambda: f.read(2**20), b""):
-                digest.update(block)
+        sha256 = sha256_file(staging)
         os.replace(staging, archive_path)
     finally:
         if os.path.exists(staging):
             os.remove(staging)
-    return digest.hexdigest()
+    return sha256
 
 
 def _bundle_entries(bundle_dir):

@@ -24,7 +24,7 @@ import warnings
 
 CHUNK = 2**20
 MAX_UNKNOWN_SIZE = 2**32  # a download whose size is not given is cut off here
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")  # lowercase hex digest, matched with fullmatch
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -85,12 +85,12 @@ def fetch(urls, sha256, size, filename, cache_dir=None, offline=None, progress=N
     _check_args(sha256, size, filename)
     folder = os.path.join(cache_home(cache_dir), "downloads", sha256)
     path = os.path.join(folder, filename)
-    if _verified(path, sha256, size):
+    if is_verified(path, sha256, size):
         return path  # the common case: no lock, no network
     os.makedirs(folder, exist_ok=True)
     with file_lock(os.path.join(folder, ".lock")):
         if os.path.exists(path):
-            if _verified(path, sha256, size):
+            if is_verified(path, sha256, size):
                 return path  # another process finished it while we waited
             warnings.warn(f"cached file {path} was corrupt (wrong size or sha256); fetching it again", stacklevel=2)
             os.remove(path)
@@ -123,7 +123,7 @@ def fetch(urls, sha256, size, filename, cache_dir=None, offline=None, progress=N
 
 
 def _check_args(sha256, size, filename):
-    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+    if not isinstance(sha256, str) or not SHA256_PATTERN.fullmatch(sha256):
         raise ValueError(f"sha256 must be 64 lowercase hex characters, received {sha256!r}")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
         raise ValueError(f"size must be a positive int (bytes) or None (unknown), received {size!r}")
@@ -133,7 +133,8 @@ def _check_args(sha256, size, filename):
         raise ValueError(f"filename must be a plain file name (no '/', '\\', '..' or leading '.'), received {filename!r}")
 
 
-def _verified(path, sha256, size):
+def is_verified(path, sha256, size):
+    """Whether the file at `path` exists with this sha256 (and this size, unless `size` is None)."""
     try:
         return (size is None or os.path.getsize(path) == size) and sha256_file(path) == sha256
     except OSError:

@@ -12,12 +12,12 @@ import dataclasses
 import math
 import re
 
+from keras_ssl.presets.cache import SHA256_PATTERN
 from keras_ssl.presets.strict_json import parse_json_object
 
 CARD_FORMAT = "keras_ssl.preset/1"
 MAX_CARD_BYTES = 2**20
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
-SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 FILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 INPUT_KINDS = ("images", "vectors", "tokens")
 CARD_FIELDS = {"format", "name", "aliases", "description", "method", "backbone", "input", "recipe", "metrics", "weights",
