@@ -1,19 +1,27 @@
 """MaskedLM on WikiText-2, then SST-2 fine-tuning: pretrained vs from scratch.
 
-    python bench/text_pretrain.py        # ~15 minutes on 2 CPU cores -> bench/results/text_wikitext2_sst2_<backend>.json
+    python bench/text_pretrain.py --work-dir /tmp/mlm   # ~70 minutes on 2 CPU cores
+        -> bench/results/text_wikitext2_sst2_<backend>.json, docs/images/sst2_label_budgets_<backend>.png
 
-1. A WordPiece vocabulary (8,000) is trained on the WikiText-2 *test* split,
+1. A WordPiece vocabulary (4,000) is trained on the WikiText-2 *test* split,
    which is also the pretraining text; the *validation* split is held out.
-2. A BERT-tiny-shaped encoder (128 dims, 2 pre-LN blocks, 128 tokens) pretrains
-   with MaskedLM until the wall-time budget (--max-minutes).
+2. A BERT-tiny-shaped encoder (128 dims, 2 pre-LN blocks, 64 tokens)
+   pretrains with MaskedLM for the planned epochs (--max-minutes caps it).
+   With --work-dir the encoders, tokenizer and figures are kept and reused.
 3. Held-out masked-token accuracy and perplexity on the validation split, on
    the same masked positions as the unigram-frequency baseline (always predict
    the most frequent training token; its perplexity uses add-one smoothed
    training frequencies).
-4. SST-2: the pretrained encoder and the same architecture from random init
-   each get a classifier ([CLS] pooling) and the same fine-tuning budget on the
-   training set; accuracy on the dev split. A Word2Vec (gensim) embedding +
-   mean pooling, trained on the same WikiText-2 text, gets the same budget.
+4. A copy of the encoder trains --adapt-epochs more MaskedLM epochs on the
+   SST-2 training sentences without their labels (domain-adaptive).
+5. Frozen probes: logistic regression on mean-pooled states after each block.
+6. SST-2, for each label budget: the pretrained encoder, the adapted one, the
+   same architecture from its random init, and a Word2Vec (gensim) embedding
+   trained on the same WikiText-2 text each get a classifier and the same
+   number of fine-tuning steps at each learning rate of a sweep; each arm's
+   rate is picked on held-out SST-2 training phrases, and its dev accuracy
+   is reported. The largest budget is repeated with --repeat-seeds.
+   `--repeats-only` adds the repeats to an earlier result in --output.
 """
 
 import argparse
@@ -24,37 +32,22 @@ import platform
 import sys
 import time
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--max-minutes", type=float, default=10.0, help="pretraining wall time")
-    parser.add_argument("--epochs", type=int, default=40, help="planned pretraining epochs (the schedule's length)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--max-length", type=int, default=128, help="tokens per pretraining row")
-    parser.add_argument("--vocabulary-size", type=int, default=8000, help="WordPiece vocabulary to train")
-    parser.add_argument("--output", default=None, help="default: bench/results/text_wikitext2_sst2_<backend>.json")
-    parser.add_argument("--finetune-examples", type=int, default=20000)
-    parser.add_argument("--finetune-epochs", type=int, default=2)
-    parser.add_argument("--finetune-learning-rate", type=float, default=1e-4, help="peak LR for the Transformer fine-tunes")
-    parser.add_argument("--pooling", choices=("cls", "mean"), default="cls",
-                        help="how the SST-2 classifier pools the Transformer's tokens (MLM alone never trains [CLS])")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", default=DATA)
-    args = parser.parse_args()
-
+def pretrain(args):
+    """Tokenizer + MaskedLM on the WikiText-2 test split; held-out scores against the unigram baseline."""
     import keras
     import numpy as np
 
-    from keras_ssl import backbones, data, evaluation, methods
+    from keras_ssl import backbones, data, methods
     from keras_ssl.augment.text import mask_tokens
 
-    backend = keras.backend.backend()
     keras.utils.set_random_seed(args.seed)
     train_text = data.load_wikitext(os.path.join(args.data, "wikitext-2", "wiki.test.tokens"))
     heldout_text = data.load_wikitext(os.path.join(args.data, "wikitext-2", "wiki.valid.tokens"))
@@ -110,43 +103,9 @@ def main():
                "most_frequent_token": tokenizer.decode([mode]) or str(mode)}
     print("unigram", unigram, flush=True)
 
-    # SST-2 fine-tuning at equal budgets.
-    sentences, labels = data.load_sst2(os.path.join(args.data, "sst2", "train.tsv"))
-    dev_sentences, dev_labels = data.load_sst2(os.path.join(args.data, "sst2", "dev.tsv"))
-    rng = np.random.default_rng(args.seed)
-    subset = rng.permutation(len(sentences))[: args.finetune_examples]
-    x_train = tokenizer.encode([sentences[i] for i in subset], max_length=64)
-    y_train = np.array([labels[i] for i in subset])
-    x_dev, y_dev = tokenizer.encode(dev_sentences, max_length=64), np.array(dev_labels)
-
-    def finetune(text_encoder, pooling, x_train, x_dev, learning_rate):
-        keras.utils.set_random_seed(args.seed)
-        model = evaluation.text_classifier(text_encoder, 2, pooling=pooling)
-        steps = args.finetune_epochs * (len(x_train) // 32)
-        schedule = keras.optimizers.schedules.CosineDecay(0.0, steps - steps // 10, warmup_target=learning_rate,
-                                                          warmup_steps=steps // 10)
-        model.compile(keras.optimizers.AdamW(schedule, weight_decay=0.01),
-                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-        t = time.perf_counter()
-        model.fit(x_train, y_train, batch_size=32, epochs=args.finetune_epochs, verbose=0)
-        accuracy = float(model.evaluate(x_dev, y_dev, batch_size=256, verbose=0, return_dict=True)["accuracy"])
-        return {"dev_accuracy": accuracy, "seconds": time.perf_counter() - t}
-
-    keras.utils.set_random_seed(args.seed + 1)
-    scratch_encoder = make_encoder()
-    finetuned = {"pretrained_masked_lm": finetune(mlm.encoder, args.pooling, x_train, x_dev, args.finetune_learning_rate),
-                 "from_scratch": finetune(scratch_encoder, args.pooling, x_train, x_dev, args.finetune_learning_rate)}
-    word2vec = methods.Word2Vec(vector_size=128, min_count=2, epochs=5, seed=args.seed)
-    word2vec.fit([tokenizer.tokenize(line) for line in train_text], progress=False)
-    # Word2Vec ids follow its own vocabulary: map SST-2 through it.
-    w2v_train = word2vec.ids([tokenizer.tokenize(sentences[i]) for i in subset], max_length=64, truncate=True)
-    w2v_dev = word2vec.ids([tokenizer.tokenize(s) for s in dev_sentences], max_length=64, truncate=True)
-    finetuned["word2vec_mean_pooling"] = finetune(word2vec.as_embedding(trainable=True), "mean", w2v_train, w2v_dev, 1e-3)
-    print("SST-2 dev", finetuned, flush=True)
-
-    result = {
+    record = {
         "device": f"CPU ({os.cpu_count()} cores, {platform.machine()})",
-        "backend": backend,
+        "backend": keras.backend.backend(),
         "tokenizer": {"kind": "WordPiece (HF tokenizers)", "vocabulary_size": vocabulary_size, "trained_on": "wiki.test.tokens"},
         "encoder": f"TransformerEncoder tiny (128 dims, 2 pre-LN blocks, 2 heads, {max(args.max_length, 64)} tokens)",
         "pretraining": {"text": f"WikiText-2 test split, packed into {args.max_length}-token rows", "rows": int(len(train_ids)),
@@ -154,14 +113,324 @@ def main():
                         "steps_trained": budget.steps, "epochs_trained": budget.steps / steps_per_epoch,
                         "train_seconds": train_seconds, "curve_step_loss_accuracy": budget.curve},
         "heldout": {"text": "WikiText-2 validation split", "random_init": before, "pretrained": after, "unigram_baseline": unigram},
-        "sst2": {"train_examples": int(len(x_train)), "epochs": args.finetune_epochs, "pooling": args.pooling,
-                 "learning_rate": args.finetune_learning_rate, "dev_examples": int(len(x_dev)),
-                 **finetuned},
     }
+    return record, mlm.encoder, tokenizer
+
+
+def adapt_to_sst2_text(args, encoder, tokenizer):
+    """More MaskedLM, on the SST-2 training sentences without their labels (domain-adaptive pretraining).
+
+    Starts from a copy of the WikiText-2 encoder; the MLM output transform
+    starts afresh (only the encoder is kept), the output matrix is the
+    pretrained token embedding.
+    """
+    import keras
+
+    from keras_ssl import data, methods
+
+    sentences, _ = data.load_sst2(os.path.join(args.data, "sst2", "train.tsv"))
+    ids = tokenizer.pack(sentences, args.max_length)
+    keras.utils.set_random_seed(args.seed)
+    copy = keras.models.clone_model(encoder)
+    copy.set_weights(encoder.get_weights())
+    mlm = methods.MaskedLM(copy, seed=args.seed)
+    mlm.compile(learning_rate=args.adapt_learning_rate, weight_decay=0.01)
+    print(f"adapting on {len(ids)} rows of SST-2 training text (labels unused)", flush=True)
+    t = time.perf_counter()
+    history = mlm.fit(ids, batch_size=args.batch_size, epochs=args.adapt_epochs, verbose=2)
+    record = {"text": f"SST-2 train.tsv sentences without labels, packed into {args.max_length}-token rows",
+              "rows": int(len(ids)), "epochs": args.adapt_epochs, "learning_rate": args.adapt_learning_rate,
+              "batch_size": args.batch_size, "train_seconds": time.perf_counter() - t,
+              "final_loss": float(history.history["loss"][-1]), "final_accuracy": float(history.history["accuracy"][-1])}
+    return record, mlm.encoder
+
+
+def save_pretrained(work_dir, record, encoder, tokenizer):
+    os.makedirs(work_dir, exist_ok=True)
+    encoder.save(os.path.join(work_dir, "encoder.keras"))
+    tokenizer.save(work_dir)
+    with open(os.path.join(work_dir, "pretraining.json"), "w") as f:
+        json.dump(record, f, indent=2)
+
+
+def load_pretrained(work_dir):
+    """(record, encoder, tokenizer) saved by an earlier run, or (None, None, None)."""
+    import keras
+
+    from keras_ssl import data
+
+    if not os.path.isfile(os.path.join(work_dir, "pretraining.json")):
+        return None, None, None
+    with open(os.path.join(work_dir, "pretraining.json")) as f:
+        record = json.load(f)
+    encoder = keras.saving.load_model(os.path.join(work_dir, "encoder.keras"))
+    return record, encoder, data.WordPieceTokenizer.load(work_dir)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-minutes", type=float, default=21.0, help="pretraining wall time")
+    parser.add_argument("--epochs", type=int, default=29, help="planned pretraining epochs (the schedule's length)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--max-length", type=int, default=64, help="tokens per pretraining row")
+    parser.add_argument("--vocabulary-size", type=int, default=4000, help="WordPiece vocabulary to train")
+    parser.add_argument("--output", default=None, help="default: bench/results/text_wikitext2_sst2_<backend>.json")
+    parser.add_argument("--label-budgets", type=lambda s: [int(v) for v in s.split(",")], default=[1000, 4000, 20000],
+                        help="SST-2 training phrases per comparison (comma-separated)")
+    parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--min-finetune-steps", type=int, default=300, help="small label budgets get more epochs")
+    parser.add_argument("--finetune-learning-rates", type=lambda s: [float(v) for v in s.split(",")],
+                        default=[1e-3, 3e-3], help="peak learning rates swept for every arm")
+    parser.add_argument("--selection-examples", type=int, default=2000,
+                        help="held-out SST-2 training phrases that pick each arm's learning rate")
+    parser.add_argument("--pooling", choices=("cls", "mean"), default="mean",
+                        help="how the SST-2 classifier pools the Transformer's tokens (MLM alone never trains [CLS])")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work-dir", default=None,
+                        help="keep the pretrained encoder, tokenizer and pretraining figures here and reuse them on the next run")
+    parser.add_argument("--pretrain-only", action="store_true", help="stop after pretraining (with --work-dir)")
+    parser.add_argument("--adapt-epochs", type=int, default=2,
+                        help="MaskedLM epochs on the SST-2 training sentences (no labels) before fine-tuning; adds an arm")
+    parser.add_argument("--adapt-learning-rate", type=float, default=1e-3)
+    parser.add_argument("--repeat-seeds", type=lambda s: [int(v) for v in s.split(",") if v], default=[1, 2],
+                        help="extra fine-tuning seeds for the largest budget")
+    parser.add_argument("--repeats-only", action="store_true",
+                        help="keep the sweep in --output (an earlier run's result) and only run the repeats")
+    parser.add_argument("--arms", type=lambda s: s.split(","), default=["pretrained_masked_lm", "from_scratch", "word2vec_mean_pooling"],
+                        help="which SST-2 classifiers to train (comma-separated)")
+    parser.add_argument("--plot", default=None, help="default: docs/images/sst2_label_budgets_<backend>.png")
+    parser.add_argument("--data", default=DATA)
+    args = parser.parse_args()
+
+    import keras
+
+    backend = keras.backend.backend()
+    record, encoder, tokenizer = load_pretrained(args.work_dir) if args.work_dir else (None, None, None)
+    if record is None:
+        record, encoder, tokenizer = pretrain(args)
+        if args.work_dir:
+            save_pretrained(args.work_dir, record, encoder, tokenizer)
+    else:
+        print(f"reusing the pretrained encoder in {args.work_dir}", flush=True)
+    if args.pretrain_only:
+        return
+    adapted = None
+    if args.adapt_epochs:
+        adapted_dir = os.path.join(args.work_dir, "adapted") if args.work_dir else None
+        if adapted_dir and os.path.isfile(os.path.join(adapted_dir, "pretraining.json")):
+            record["sst2_text_adaptation"], adapted, _ = load_pretrained(adapted_dir)
+        else:
+            record["sst2_text_adaptation"], adapted = adapt_to_sst2_text(args, encoder, tokenizer)
+            if adapted_dir:
+                save_pretrained(adapted_dir, record["sst2_text_adaptation"], adapted, tokenizer)
     output = args.output or os.path.join(HERE, "results", f"text_wikitext2_sst2_{backend}.json")
+    if args.repeats_only:
+        with open(output) as f:
+            previous = json.load(f)
+        record = {**previous, "sst2": finetune_sst2(args, encoder, tokenizer, adapted, previous=previous["sst2"])}
+    else:
+        record["sst2_frozen_probe"] = frozen_probes(args, encoder, tokenizer, adapted)
+        record["sst2"] = finetune_sst2(args, encoder, tokenizer, adapted)
+    plot_budgets(record["sst2"], args.plot or os.path.join(ROOT, "docs", "images", f"sst2_label_budgets_{backend}.png"))
     with open(output, "w") as f:
-        json.dump(result, f, indent=2)
+        json.dump(record, f, indent=2)
     print("->", output)
+
+
+def plot_budgets(sst2, path):
+    """Dev accuracy against the number of labelled SST-2 phrases, one line per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = sst2["label_budgets"]
+    examples = [entry["train_examples"] for entry in budgets]
+    repeats = sst2.get(f"repeats_{examples[-1]}_examples", {})
+    figure, axis = plt.subplots(figsize=(6, 3.9))
+    for arm, label in (("pretrained_masked_lm", "MaskedLM on WikiText-2, fine-tuned"),
+                       ("from_scratch", "same Transformer from scratch"),
+                       ("masked_lm_adapted_to_sst2_text", "same, then MaskedLM on SST-2 text (no labels)"),
+                       ("word2vec_mean_pooling", "Word2Vec (gensim) + mean pooling")):
+        if arm not in budgets[0]:
+            continue
+        line, = axis.plot(examples, [100 * entry[arm]["dev_accuracy"] for entry in budgets], marker="o", label=label)
+        if arm in repeats:  # the spread over fine-tuning seeds, beside the largest budget
+            axis.errorbar(examples[-1] * 1.08, 100 * repeats[arm]["mean"], yerr=100 * repeats[arm]["std"], fmt="s",
+                          mfc="none", color=line.get_color(), capsize=3)
+    axis.set_xscale("log")
+    axis.set_xticks(examples, [f"{n:,}" for n in examples])
+    axis.set_xlabel("labelled SST-2 training phrases")
+    if repeats:
+        seeds = len(next(iter(repeats.values()))["seeds"])
+        axis.set_title(f"squares: mean \u00b1 std over {seeds} fine-tuning seeds", fontsize=9)
+    axis.set_ylabel("SST-2 dev accuracy (%)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    print("->", path)
+
+
+def length_sorted_batches(ids, labels, batch_size, rng, pad_multiple=8, pool_batches=50):
+    """Shuffled batches cut to their longest sequence (rounded up to `pad_multiple`, so few shapes compile).
+
+    Sequences are sorted by length inside pools of `pool_batches` batches, so
+    a batch of short SST-2 phrases does not pay for 64 columns of padding.
+    """
+    order = rng.permutation(len(ids))
+    lengths = (ids != 0).sum(axis=1)
+    batches = []
+    for start in range(0, len(order), batch_size * pool_batches):
+        pool = order[start : start + batch_size * pool_batches]
+        pool = pool[np.argsort(lengths[pool], kind="stable")]
+        batches += [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
+    for index in rng.permutation(len(batches)):
+        batch = batches[index]
+        width = min(ids.shape[1], -(-int(lengths[batch].max()) // pad_multiple) * pad_multiple)
+        yield ids[batch, :width], labels[batch]
+
+
+def frozen_probes(args, encoder, tokenizer, adapted=None, examples=8000):
+    """Logistic regression on frozen, mean-pooled states after each stage of each encoder.
+
+    Shows what the encoders carry about sentiment before any fine-tuning, and
+    how large the residual stream has grown (`mean_norm`).
+    """
+    import keras
+    from sklearn.linear_model import LogisticRegression
+
+    from keras_ssl import data
+
+    sentences, labels = data.load_sst2(os.path.join(args.data, "sst2", "train.tsv"))
+    dev_sentences, dev_labels = data.load_sst2(os.path.join(args.data, "sst2", "dev.tsv"))
+    order = np.random.default_rng(args.seed).permutation(len(sentences))
+    train = order[args.selection_examples : args.selection_examples + examples]
+    x, y = tokenizer.encode([sentences[i] for i in train], max_length=64), np.array(labels)[train]
+    x_dev, y_dev = tokenizer.encode(dev_sentences, max_length=64), np.array(dev_labels)
+    keras.utils.set_random_seed(args.seed)
+    encoders = {"random_init": keras.models.clone_model(encoder), "pretrained_masked_lm": encoder}
+    if adapted is not None:
+        encoders["masked_lm_adapted_to_sst2_text"] = adapted
+    stages = ["embeddings_dropout"] + [layer.name for layer in encoder.layers if layer.name.startswith("block")]
+    stages += [name for name in ("final_norm",) if name in {layer.name for layer in encoder.layers}]
+
+    def pooled(model, ids):
+        outputs = keras.Model(model.input, [model.get_layer(name).output for name in stages]).predict(ids, batch_size=512,
+                                                                                                        verbose=0)
+        real = (ids != 0)[..., None].astype("float32")
+        return [(out * real).sum(axis=1) / real.sum(axis=1) for out in outputs]
+
+    result = {"train_examples": int(len(x)), "classifier": "scikit-learn LogisticRegression(max_iter=2000)"}
+    for name, model in encoders.items():
+        result[name] = {}
+        for stage, features, dev_features in zip(stages, pooled(model, x), pooled(model, x_dev)):
+            probe = LogisticRegression(max_iter=2000).fit(features, y)
+            result[name][stage] = {"dev_accuracy": float(probe.score(dev_features, y_dev)),
+                                   "mean_norm": float(np.linalg.norm(features, axis=1).mean())}
+        print("frozen probe", name, {k: round(v["dev_accuracy"], 4) for k, v in result[name].items()}, flush=True)
+    return result
+
+
+def finetune_sst2(args, encoder, tokenizer, adapted=None, previous=None):
+    """SST-2: pretrained encoder vs the same architecture from scratch (and Word2Vec), equal budgets.
+
+    For each label budget, every arm trains for the same number of steps at
+    each learning rate of the sweep; the rate is picked on held-out SST-2
+    training phrases (never on dev), and dev accuracy is reported for it.
+    Then, on the largest budget, each Transformer arm trains again at its
+    picked rate with the seeds of --repeat-seeds (initialisation of the new
+    layers, dropout and batch order; the same phrases). With `previous` (an
+    earlier result), the sweep is taken from it and only the repeats run.
+    """
+    import keras
+
+    from keras_ssl import data, evaluation, methods
+
+    sentences, labels = data.load_sst2(os.path.join(args.data, "sst2", "train.tsv"))
+    dev_sentences, dev_labels = data.load_sst2(os.path.join(args.data, "sst2", "dev.tsv"))
+    labels, dev_labels = np.array(labels), np.array(dev_labels)
+    order = np.random.default_rng(args.seed).permutation(len(sentences))
+    select, pool = order[: args.selection_examples], order[args.selection_examples :]
+    x_all, x_dev = tokenizer.encode(sentences, max_length=64), tokenizer.encode(dev_sentences, max_length=64)
+    pretrained_weights = encoder.get_weights()
+
+    def transformer(weights):
+        model = keras.models.clone_model(encoder)
+        if weights is not None:
+            model.set_weights(weights)
+        return model
+
+    word2vec = methods.Word2Vec(vector_size=128, min_count=2, epochs=5, seed=args.seed)
+    train_text = data.load_wikitext(os.path.join(args.data, "wikitext-2", "wiki.test.tokens"))
+    word2vec.fit([tokenizer.tokenize(line) for line in train_text], progress=False)
+    # Word2Vec ids follow its own vocabulary: map SST-2 through it.
+    w2v_all = word2vec.ids([tokenizer.tokenize(s) for s in sentences], max_length=64, truncate=True)
+    w2v_dev = word2vec.ids([tokenizer.tokenize(s) for s in dev_sentences], max_length=64, truncate=True)
+    arms = {
+        "pretrained_masked_lm": (lambda: transformer(pretrained_weights), args.pooling, x_all, x_dev),
+        "from_scratch": (lambda: transformer(None), args.pooling, x_all, x_dev),
+        "word2vec_mean_pooling": (lambda: word2vec.as_embedding(trainable=True), "mean", w2v_all, w2v_dev),
+    }
+    if adapted is not None:
+        adapted_weights = adapted.get_weights()
+        arms["masked_lm_adapted_to_sst2_text"] = (lambda: transformer(adapted_weights), args.pooling, x_all, x_dev)
+    arms = {arm: arms[arm] for arm in args.arms + (["masked_lm_adapted_to_sst2_text"] if adapted is not None else [])
+            if arm in arms}
+
+    def run(make, pooling, x, x_eval, train, learning_rate, steps, seed=args.seed):
+        keras.utils.set_random_seed(seed)
+        model = evaluation.text_classifier(make(), 2, pooling=pooling)
+        warmup = steps // 10
+        schedule = keras.optimizers.schedules.CosineDecay(0.0, steps - warmup, warmup_target=learning_rate,
+                                                          warmup_steps=warmup)
+        model.compile(keras.optimizers.AdamW(schedule, weight_decay=0.01),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        rng, done, t = np.random.default_rng(seed), 0, time.perf_counter()
+        while done < steps:
+            for xb, yb in length_sorted_batches(x[train], labels[train], 32, rng):
+                model.train_on_batch(xb, yb)
+                done += 1
+                if done == steps:
+                    break
+        seconds = time.perf_counter() - t
+        accuracy = lambda xs, ys: float(model.evaluate(xs, ys, batch_size=256, verbose=0, return_dict=True)["accuracy"])
+        return {"selection_accuracy": accuracy(x[select], labels[select]), "dev_accuracy": accuracy(x_eval, dev_labels),
+                "seconds": round(seconds, 1)}
+
+    budgets = previous["label_budgets"] if previous else []
+    for examples in [] if previous else args.label_budgets:
+        train = pool[:examples]
+        steps = max(args.finetune_epochs * -(-examples // 32), args.min_finetune_steps)
+        entry = {"train_examples": int(examples), "steps": steps, "epochs": round(steps * 32 / examples, 2)}
+        for arm, (make, pooling, x, x_eval) in arms.items():
+            sweep = {}
+            for learning_rate in args.finetune_learning_rates:
+                sweep[str(learning_rate)] = run(make, pooling, x, x_eval, train, learning_rate, steps)
+                print(f"  {examples} examples, {arm}, lr {learning_rate}: {sweep[str(learning_rate)]}", flush=True)
+            best = max(sweep, key=lambda lr: sweep[lr]["selection_accuracy"])
+            entry[arm] = {"pooling": pooling, "selected_learning_rate": float(best),
+                          "dev_accuracy": sweep[best]["dev_accuracy"], "sweep": sweep}
+        budgets.append(entry)
+        print("SST-2 dev", {arm: entry[arm]["dev_accuracy"] for arm in arms}, flush=True)
+    largest, repeats = budgets[-1], {}
+    for arm, (make, pooling, x, x_eval) in arms.items():
+        if arm == "word2vec_mean_pooling" or arm not in largest:
+            continue
+        learning_rate = largest[arm]["selected_learning_rate"]
+        accuracies = [largest[arm]["dev_accuracy"]]
+        for seed in args.repeat_seeds:
+            accuracies.append(run(make, pooling, x, x_eval, pool[: largest["train_examples"]], learning_rate,
+                                  largest["steps"], seed=seed)["dev_accuracy"])
+            print(f"  repeat {arm}, seed {seed}: {accuracies[-1]:.4f}", flush=True)
+        repeats[arm] = {"seeds": [args.seed] + list(args.repeat_seeds), "learning_rate": learning_rate,
+                        "dev_accuracy": accuracies, "mean": float(np.mean(accuracies)), "std": float(np.std(accuracies))}
+    return {"dev_examples": int(len(x_dev)), "selection_examples": int(len(select)),
+            "selection": "learning rate with the best accuracy on held-out SST-2 training phrases",
+            "batch_size": 32, "optimizer": "AdamW (weight decay 0.01), 10% linear warmup + cosine decay",
+            "label_budgets": budgets, f"repeats_{largest['train_examples']}_examples": repeats}
 
 
 if __name__ == "__main__":
