@@ -117,7 +117,7 @@ def pretrain(args):
     return record, mlm.encoder, tokenizer
 
 
-def adapt_to_sst2_text(args, encoder, tokenizer):
+def adapt_to_sst2_text(args, sentences, encoder, tokenizer):
     """More MaskedLM, on the SST-2 training sentences without their labels (domain-adaptive pretraining).
 
     Starts from a copy of the WikiText-2 encoder; the MLM output transform
@@ -126,9 +126,8 @@ def adapt_to_sst2_text(args, encoder, tokenizer):
     """
     import keras
 
-    from keras_ssl import data, methods
+    from keras_ssl import methods
 
-    sentences, _ = data.load_sst2(os.path.join(args.data, "sst2", "train.tsv"))
     ids = tokenizer.pack(sentences, args.max_length)
     keras.utils.set_random_seed(args.seed)
     copy = keras.models.clone_model(encoder)
@@ -215,23 +214,24 @@ def main():
         print(f"reusing the pretrained encoder in {args.work_dir}", flush=True)
     if args.pretrain_only:
         return
+    sst2 = load_sst2_splits(args, tokenizer)
     adapted = None
     if args.adapt_epochs:
         adapted_dir = os.path.join(args.work_dir, "adapted") if args.work_dir else None
         if adapted_dir and os.path.isfile(os.path.join(adapted_dir, "pretraining.json")):
             record["sst2_text_adaptation"], adapted, _ = load_pretrained(adapted_dir)
         else:
-            record["sst2_text_adaptation"], adapted = adapt_to_sst2_text(args, encoder, tokenizer)
+            record["sst2_text_adaptation"], adapted = adapt_to_sst2_text(args, sst2.sentences, encoder, tokenizer)
             if adapted_dir:
                 save_pretrained(adapted_dir, record["sst2_text_adaptation"], adapted, tokenizer)
     output = args.output or os.path.join(HERE, "results", f"text_wikitext2_sst2_{backend}.json")
     if args.repeats_only:
         with open(output) as f:
             previous = json.load(f)
-        record = {**previous, "sst2": finetune_sst2(args, encoder, tokenizer, adapted, previous=previous["sst2"])}
+        record = {**previous, "sst2": finetune_sst2(args, sst2, encoder, tokenizer, adapted, previous=previous["sst2"])}
     else:
-        record["sst2_frozen_probe"] = frozen_probes(args, encoder, tokenizer, adapted)
-        record["sst2"] = finetune_sst2(args, encoder, tokenizer, adapted)
+        record["sst2_frozen_probe"] = frozen_probes(args, sst2, encoder, adapted)
+        record["sst2"] = finetune_sst2(args, sst2, encoder, tokenizer, adapted)
     plot_budgets(record["sst2"], args.plot or os.path.join(ROOT, "docs", "images", f"sst2_label_budgets_{backend}.png"))
     with open(output, "w") as f:
         json.dump(record, f, indent=2)
@@ -293,7 +293,23 @@ def length_sorted_batches(ids, labels, batch_size, rng, pad_multiple=8, pool_bat
         yield ids[batch, :width], labels[batch]
 
 
-def frozen_probes(args, encoder, tokenizer, adapted=None, examples=8000):
+def load_sst2_splits(args, tokenizer):
+    """SST-2 read and encoded once: the held-out phrases that pick learning rates, the pool budgets come from, dev."""
+    import types
+
+    from keras_ssl import data
+
+    sentences, labels = data.load_sst2(os.path.join(args.data, "sst2", "train.tsv"))
+    dev_sentences, dev_labels = data.load_sst2(os.path.join(args.data, "sst2", "dev.tsv"))
+    order = np.random.default_rng(args.seed).permutation(len(sentences))
+    return types.SimpleNamespace(
+        sentences=sentences, labels=np.array(labels), ids=tokenizer.encode(sentences, max_length=64),
+        dev_sentences=dev_sentences, dev_labels=np.array(dev_labels), dev_ids=tokenizer.encode(dev_sentences, max_length=64),
+        select=order[: args.selection_examples], pool=order[args.selection_examples :],
+    )
+
+
+def frozen_probes(args, sst2, encoder, adapted=None, examples=8000):
     """Logistic regression on frozen, mean-pooled states after each stage of each encoder.
 
     Shows what the encoders carry about sentiment before any fine-tuning, and
@@ -302,14 +318,8 @@ def frozen_probes(args, encoder, tokenizer, adapted=None, examples=8000):
     import keras
     from sklearn.linear_model import LogisticRegression
 
-    from keras_ssl import data
-
-    sentences, labels = data.load_sst2(os.path.join(args.data, "sst2", "train.tsv"))
-    dev_sentences, dev_labels = data.load_sst2(os.path.join(args.data, "sst2", "dev.tsv"))
-    order = np.random.default_rng(args.seed).permutation(len(sentences))
-    train = order[args.selection_examples : args.selection_examples + examples]
-    x, y = tokenizer.encode([sentences[i] for i in train], max_length=64), np.array(labels)[train]
-    x_dev, y_dev = tokenizer.encode(dev_sentences, max_length=64), np.array(dev_labels)
+    train = sst2.pool[:examples]
+    x, y, x_dev, y_dev = sst2.ids[train], sst2.labels[train], sst2.dev_ids, sst2.dev_labels
     keras.utils.set_random_seed(args.seed)
     encoders = {"random_init": keras.models.clone_model(encoder), "pretrained_masked_lm": encoder}
     if adapted is not None:
@@ -334,7 +344,7 @@ def frozen_probes(args, encoder, tokenizer, adapted=None, examples=8000):
     return result
 
 
-def finetune_sst2(args, encoder, tokenizer, adapted=None, previous=None):
+def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None, previous=None):
     """SST-2: pretrained encoder vs the same architecture from scratch (and Word2Vec), equal budgets.
 
     For each label budget, every arm trains for the same number of steps at
@@ -349,12 +359,8 @@ def finetune_sst2(args, encoder, tokenizer, adapted=None, previous=None):
 
     from keras_ssl import data, evaluation, methods
 
-    sentences, labels = data.load_sst2(os.path.join(args.data, "sst2", "train.tsv"))
-    dev_sentences, dev_labels = data.load_sst2(os.path.join(args.data, "sst2", "dev.tsv"))
-    labels, dev_labels = np.array(labels), np.array(dev_labels)
-    order = np.random.default_rng(args.seed).permutation(len(sentences))
-    select, pool = order[: args.selection_examples], order[args.selection_examples :]
-    x_all, x_dev = tokenizer.encode(sentences, max_length=64), tokenizer.encode(dev_sentences, max_length=64)
+    labels, dev_labels, select, pool = sst2.labels, sst2.dev_labels, sst2.select, sst2.pool
+    x_all, x_dev = sst2.ids, sst2.dev_ids
     pretrained_weights = encoder.get_weights()
 
     def transformer(weights):
@@ -363,17 +369,18 @@ def finetune_sst2(args, encoder, tokenizer, adapted=None, previous=None):
             model.set_weights(weights)
         return model
 
-    word2vec = methods.Word2Vec(vector_size=128, min_count=2, epochs=5, seed=args.seed)
-    train_text = data.load_wikitext(os.path.join(args.data, "wikitext-2", "wiki.test.tokens"))
-    word2vec.fit([tokenizer.tokenize(line) for line in train_text], progress=False)
-    # Word2Vec ids follow its own vocabulary: map SST-2 through it.
-    w2v_all = word2vec.ids([tokenizer.tokenize(s) for s in sentences], max_length=64, truncate=True)
-    w2v_dev = word2vec.ids([tokenizer.tokenize(s) for s in dev_sentences], max_length=64, truncate=True)
     arms = {
         "pretrained_masked_lm": (lambda: transformer(pretrained_weights), args.pooling, x_all, x_dev),
         "from_scratch": (lambda: transformer(None), args.pooling, x_all, x_dev),
-        "word2vec_mean_pooling": (lambda: word2vec.as_embedding(trainable=True), "mean", w2v_all, w2v_dev),
     }
+    if "word2vec_mean_pooling" in args.arms and not previous:  # the repeats leave Word2Vec out
+        word2vec = methods.Word2Vec(vector_size=128, min_count=2, epochs=5, seed=args.seed)
+        train_text = data.load_wikitext(os.path.join(args.data, "wikitext-2", "wiki.test.tokens"))
+        word2vec.fit([tokenizer.tokenize(line) for line in train_text], progress=False)
+        # Word2Vec ids follow its own vocabulary: map SST-2 through it.
+        w2v_all = word2vec.ids([tokenizer.tokenize(s) for s in sst2.sentences], max_length=64, truncate=True)
+        w2v_dev = word2vec.ids([tokenizer.tokenize(s) for s in sst2.dev_sentences], max_length=64, truncate=True)
+        arms["word2vec_mean_pooling"] = (lambda: word2vec.as_embedding(trainable=True), "mean", w2v_all, w2v_dev)
     if adapted is not None:
         adapted_weights = adapted.get_weights()
         arms["masked_lm_adapted_to_sst2_text"] = (lambda: transformer(adapted_weights), args.pooling, x_all, x_dev)
