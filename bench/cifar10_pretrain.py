@@ -16,13 +16,13 @@ bench/results/cifar10_<method>_<backend>.json.
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+from device import describe as describe_device  # noqa: E402  (bench/device.py)
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "cifar10", "cifar10.npz")
 
 
@@ -119,7 +119,7 @@ def main():
         print(f"  test PSNR {reconstruction['test_psnr_db']:.2f} dB, grid -> {grid}", flush=True)
 
     result = {
-        "device": f"CPU ({os.cpu_count()} cores, {platform.machine()})" if backend != "jax" or "cpu" in str(__import__("jax").devices()[0]).lower() else str(__import__("jax").devices()[0]),
+        "device": describe_device(backend),
         "backend": backend,
         "encoder": encoder_name,
         "feature_dim": int(encoder.output_shape[-1]),

@@ -3,32 +3,37 @@
     python bench/text_pretrain.py --work-dir /tmp/mlm   # ~70 minutes on 2 CPU cores
         -> bench/results/text_wikitext2_sst2_<backend>.json, docs/images/sst2_label_budgets_<backend>.png
 
+On a GPU (KERAS_BACKEND=jax), the longer recipe of docs/benchmarks.md:
+    python bench/text_pretrain.py --epochs 150 --max-minutes 8 --adapt-rows phrases --adapt-epochs 10 \
+        --finetune-learning-rates 1e-4,3e-4,1e-3,3e-3 --pad-multiple 64 --output ... --plot ...
+
 1. A WordPiece vocabulary (4,000) is trained on the WikiText-2 *test* split,
    which is also the pretraining text; the *validation* split is held out.
-2. A BERT-tiny-shaped encoder (128 dims, 2 pre-LN blocks, 64 tokens)
-   pretrains with MaskedLM for the planned epochs (--max-minutes caps it).
+2. A BERT-tiny-shaped encoder (128 dims, 2 pre-LN blocks, 64 tokens; --size)
+   pretrains with MaskedLM for the planned epochs (--max-minutes caps it);
+   --heldout-every N scores the validation split every N epochs.
    With --work-dir the encoders, tokenizer and figures are kept and reused.
 3. Held-out masked-token accuracy and perplexity on the validation split, on
    the same masked positions as the unigram-frequency baseline (always predict
    the most frequent training token; its perplexity uses add-one smoothed
    training frequencies).
 4. A copy of the encoder trains --adapt-epochs more MaskedLM epochs on the
-   SST-2 training sentences without their labels (domain-adaptive).
+   SST-2 training phrases without their labels (domain-adaptive), packed
+   into full rows or one phrase per row (--adapt-rows).
 5. Frozen probes: logistic regression on mean-pooled states after each block.
 6. SST-2, for each label budget: the pretrained encoder, the adapted one, the
    same architecture from its random init, and a Word2Vec (gensim) embedding
    trained on the same WikiText-2 text each get a classifier and the same
    number of fine-tuning steps at each learning rate of a sweep; each arm's
    rate is picked on held-out SST-2 training phrases, and its dev accuracy
-   is reported. The largest budget is repeated with --repeat-seeds.
-   `--repeats-only` adds the repeats to an earlier result in --output.
+   is reported. Each budget is repeated at the picked rate with
+   --repeat-seeds; the mean and spread over seeds are reported.
 """
 
 import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 
@@ -37,6 +42,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+from device import describe as describe_device  # noqa: E402  (bench/device.py)
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 
 
@@ -57,7 +63,7 @@ def pretrain(args):
     print(f"vocabulary {vocabulary_size}, {train_ids.shape[0]} training rows, {heldout_ids.shape[0]} held-out rows", flush=True)
 
     def make_encoder():
-        return backbones.TransformerEncoder(vocabulary_size, "tiny", max_length=max(args.max_length, 64), norm_first=True)
+        return backbones.TransformerEncoder(vocabulary_size, args.size, max_length=max(args.max_length, 64), norm_first=True)
 
     encoder = make_encoder()
     mlm = methods.MaskedLM(encoder, seed=args.seed)
@@ -67,6 +73,12 @@ def pretrain(args):
     class Budget(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.start, self.steps, self.curve = time.perf_counter(), 0, []
+
+        def on_epoch_end(self, epoch, logs=None):
+            if args.heldout_every and (epoch + 1) % args.heldout_every == 0:
+                scores = mlm.evaluate_masked(heldout_ids, seed=1)
+                heldout_curve.append({"epoch": epoch + 1, "steps": self.steps, **scores})
+                print(f"  epoch {epoch + 1}: held-out {scores}", flush=True)
 
         def on_train_batch_end(self, batch, logs=None):
             self.steps += 1
@@ -78,6 +90,7 @@ def pretrain(args):
                 self.model.stop_training = True
 
     before = mlm.evaluate_masked(heldout_ids, seed=1)
+    heldout_curve = []
     budget = Budget()
     t0 = time.perf_counter()
     mlm.fit(train_ids, batch_size=args.batch_size, epochs=args.epochs, verbose=0, callbacks=[budget])
@@ -103,32 +116,39 @@ def pretrain(args):
                "most_frequent_token": tokenizer.decode([mode]) or str(mode)}
     print("unigram", unigram, flush=True)
 
+    dim, depth, heads = backbones.TEXT_SIZES[args.size]
     record = {
-        "device": f"CPU ({os.cpu_count()} cores, {platform.machine()})",
+        "device": describe_device(keras.backend.backend()),
         "backend": keras.backend.backend(),
         "tokenizer": {"kind": "WordPiece (HF tokenizers)", "vocabulary_size": vocabulary_size, "trained_on": "wiki.test.tokens"},
-        "encoder": f"TransformerEncoder tiny (128 dims, 2 pre-LN blocks, 2 heads, {max(args.max_length, 64)} tokens)",
+        "encoder": f"TransformerEncoder {args.size} ({dim} dims, {depth} pre-LN blocks, {heads} heads, "
+                   f"{max(args.max_length, 64)} tokens)",
         "pretraining": {"text": f"WikiText-2 test split, packed into {args.max_length}-token rows", "rows": int(len(train_ids)),
                         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "planned_epochs": args.epochs,
                         "steps_trained": budget.steps, "epochs_trained": budget.steps / steps_per_epoch,
                         "train_seconds": train_seconds, "curve_step_loss_accuracy": budget.curve},
-        "heldout": {"text": "WikiText-2 validation split", "random_init": before, "pretrained": after, "unigram_baseline": unigram},
+        "heldout": {"text": "WikiText-2 validation split", "random_init": before, "pretrained": after, "unigram_baseline": unigram,
+                    "curve": heldout_curve},
     }
     return record, mlm.encoder, tokenizer
 
 
 def adapt_to_sst2_text(args, sentences, encoder, tokenizer):
-    """More MaskedLM, on the SST-2 training sentences without their labels (domain-adaptive pretraining).
+    """More MaskedLM, on the SST-2 training phrases without their labels (domain-adaptive pretraining).
 
     Starts from a copy of the WikiText-2 encoder; the MLM output transform
     starts afresh (only the encoder is kept), the output matrix is the
-    pretrained token embedding.
+    pretrained token embedding. `--adapt-rows phrases` gives each phrase its
+    own padded row, as fine-tuning will; `packed` fills 64-token rows.
     """
     import keras
 
     from keras_ssl import methods
 
-    ids = tokenizer.pack(sentences, args.max_length)
+    if args.adapt_rows == "phrases":
+        ids = tokenizer.encode(sentences, max_length=args.max_length)
+    else:
+        ids = tokenizer.pack(sentences, args.max_length)
     keras.utils.set_random_seed(args.seed)
     copy = keras.models.clone_model(encoder)
     copy.set_weights(encoder.get_weights())
@@ -137,7 +157,8 @@ def adapt_to_sst2_text(args, sentences, encoder, tokenizer):
     print(f"adapting on {len(ids)} rows of SST-2 training text (labels unused)", flush=True)
     t = time.perf_counter()
     history = mlm.fit(ids, batch_size=args.batch_size, epochs=args.adapt_epochs, verbose=2)
-    record = {"text": f"SST-2 train.tsv sentences without labels, packed into {args.max_length}-token rows",
+    rows = "one phrase per row" if args.adapt_rows == "phrases" else "packed into"
+    record = {"text": f"SST-2 train.tsv phrases without labels, {rows} {args.max_length}-token rows",
               "rows": int(len(ids)), "epochs": args.adapt_epochs, "learning_rate": args.adapt_learning_rate,
               "batch_size": args.batch_size, "train_seconds": time.perf_counter() - t,
               "final_loss": float(history.history["loss"][-1]), "final_accuracy": float(history.history["accuracy"][-1])}
@@ -173,6 +194,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--max-length", type=int, default=64, help="tokens per pretraining row")
+    parser.add_argument("--size", choices=("tiny", "mini"), default="tiny", help="TransformerEncoder size")
+    parser.add_argument("--heldout-every", type=int, default=0, help="score the validation split every N pretraining epochs")
     parser.add_argument("--vocabulary-size", type=int, default=4000, help="WordPiece vocabulary to train")
     parser.add_argument("--output", default=None, help="default: bench/results/text_wikitext2_sst2_<backend>.json")
     parser.add_argument("--label-budgets", type=lambda s: [int(v) for v in s.split(",")], default=[1000, 4000, 20000],
@@ -192,10 +215,12 @@ def main():
     parser.add_argument("--adapt-epochs", type=int, default=2,
                         help="MaskedLM epochs on the SST-2 training sentences (no labels) before fine-tuning; adds an arm")
     parser.add_argument("--adapt-learning-rate", type=float, default=1e-3)
+    parser.add_argument("--adapt-rows", choices=("packed", "phrases"), default="packed",
+                        help="adaptation rows: phrases packed into full rows, or one phrase per padded row")
     parser.add_argument("--repeat-seeds", type=lambda s: [int(v) for v in s.split(",") if v], default=[1, 2],
-                        help="extra fine-tuning seeds for the largest budget")
-    parser.add_argument("--repeats-only", action="store_true",
-                        help="keep the sweep in --output (an earlier run's result) and only run the repeats")
+                        help="extra fine-tuning seeds, run at each arm's picked rate for every budget")
+    parser.add_argument("--pad-multiple", type=int, default=8,
+                        help="fine-tuning batches are cut to their longest phrase, rounded up to this (64: one shape)")
     parser.add_argument("--arms", type=lambda s: s.split(","), default=["pretrained_masked_lm", "from_scratch", "word2vec_mean_pooling"],
                         help="which SST-2 classifiers to train (comma-separated)")
     parser.add_argument("--plot", default=None, help="default: docs/images/sst2_label_budgets_<backend>.png")
@@ -225,13 +250,8 @@ def main():
             if adapted_dir:
                 save_pretrained(adapted_dir, record["sst2_text_adaptation"], adapted, tokenizer)
     output = args.output or os.path.join(HERE, "results", f"text_wikitext2_sst2_{backend}.json")
-    if args.repeats_only:
-        with open(output) as f:
-            previous = json.load(f)
-        record = {**previous, "sst2": finetune_sst2(args, sst2, encoder, tokenizer, adapted, previous=previous["sst2"])}
-    else:
-        record["sst2_frozen_probe"] = frozen_probes(args, sst2, encoder, adapted)
-        record["sst2"] = finetune_sst2(args, sst2, encoder, tokenizer, adapted)
+    record["sst2_frozen_probe"] = frozen_probes(args, sst2, encoder, adapted)
+    record["sst2"] = finetune_sst2(args, sst2, encoder, tokenizer, adapted)
     plot_budgets(record["sst2"], args.plot or os.path.join(ROOT, "docs", "images", f"sst2_label_budgets_{backend}.png"))
     with open(output, "w") as f:
         json.dump(record, f, indent=2)
@@ -247,7 +267,6 @@ def plot_budgets(sst2, path):
 
     budgets = sst2["label_budgets"]
     examples = [entry["train_examples"] for entry in budgets]
-    repeats = sst2.get(f"repeats_{examples[-1]}_examples", {})
     figure, axis = plt.subplots(figsize=(6, 3.9))
     for arm, label in (("pretrained_masked_lm", "MaskedLM on WikiText-2, fine-tuned"),
                        ("from_scratch", "same Transformer from scratch"),
@@ -255,16 +274,15 @@ def plot_budgets(sst2, path):
                        ("word2vec_mean_pooling", "Word2Vec (gensim) + mean pooling")):
         if arm not in budgets[0]:
             continue
-        line, = axis.plot(examples, [100 * entry[arm]["dev_accuracy"] for entry in budgets], marker="o", label=label)
-        if arm in repeats:  # the spread over fine-tuning seeds, beside the largest budget
-            axis.errorbar(examples[-1] * 1.08, 100 * repeats[arm]["mean"], yerr=100 * repeats[arm]["std"], fmt="s",
-                          mfc="none", color=line.get_color(), capsize=3)
+        means = [100 * entry[arm]["dev_accuracy_mean"] for entry in budgets]
+        spreads = [100 * entry[arm]["dev_accuracy_std"] for entry in budgets]
+        axis.errorbar(examples, means, yerr=spreads, marker="o", capsize=3, label=label)
     axis.set_xscale("log")
     axis.set_xticks(examples, [f"{n:,}" for n in examples])
     axis.set_xlabel("labelled SST-2 training phrases")
-    if repeats:
-        seeds = len(next(iter(repeats.values()))["seeds"])
-        axis.set_title(f"squares: mean \u00b1 std over {seeds} fine-tuning seeds", fontsize=9)
+    seeds = len(budgets[0]["seeds"])
+    if seeds > 1:
+        axis.set_title(f"mean \u00b1 std over {seeds} fine-tuning seeds", fontsize=9)
     axis.set_ylabel("SST-2 dev accuracy (%)")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
@@ -274,7 +292,7 @@ def plot_budgets(sst2, path):
     print("->", path)
 
 
-def length_sorted_batches(ids, labels, batch_size, rng, pad_multiple=8, pool_batches=50):
+def length_sorted_batches(ids, labels, batch_size, rng, pad_multiple, pool_batches=50):
     """Shuffled batches cut to their longest sequence (rounded up to `pad_multiple`, so few shapes compile).
 
     Sequences are sorted by length inside pools of `pool_batches` batches, so
@@ -344,16 +362,15 @@ def frozen_probes(args, sst2, encoder, adapted=None, examples=8000):
     return result
 
 
-def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None, previous=None):
+def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None):
     """SST-2: pretrained encoder vs the same architecture from scratch (and Word2Vec), equal budgets.
 
     For each label budget, every arm trains for the same number of steps at
-    each learning rate of the sweep; the rate is picked on held-out SST-2
-    training phrases (never on dev), and dev accuracy is reported for it.
-    Then, on the largest budget, each Transformer arm trains again at its
-    picked rate with the seeds of --repeat-seeds (initialisation of the new
-    layers, dropout and batch order; the same phrases). With `previous` (an
-    earlier result), the sweep is taken from it and only the repeats run.
+    each learning rate of the sweep (seed --seed); the rate is picked on
+    held-out SST-2 training phrases (never on dev). The arm then trains again
+    at that rate with each of --repeat-seeds (initialisation of the new
+    layers, dropout and batch order; the same phrases), and the mean and
+    standard deviation of dev accuracy over the seeds are reported.
     """
     import keras
 
@@ -373,7 +390,7 @@ def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None, previous=None):
         "pretrained_masked_lm": (lambda: transformer(pretrained_weights), args.pooling, x_all, x_dev),
         "from_scratch": (lambda: transformer(None), args.pooling, x_all, x_dev),
     }
-    if "word2vec_mean_pooling" in args.arms and not previous:  # the repeats leave Word2Vec out
+    if "word2vec_mean_pooling" in args.arms:
         word2vec = methods.Word2Vec(vector_size=128, min_count=2, epochs=5, seed=args.seed)
         train_text = data.load_wikitext(os.path.join(args.data, "wikitext-2", "wiki.test.tokens"))
         word2vec.fit([tokenizer.tokenize(line) for line in train_text], progress=False)
@@ -387,7 +404,7 @@ def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None, previous=None):
     arms = {arm: arms[arm] for arm in args.arms + (["masked_lm_adapted_to_sst2_text"] if adapted is not None else [])
             if arm in arms}
 
-    def run(make, pooling, x, x_eval, train, learning_rate, steps, seed=args.seed):
+    def run(make, pooling, x, x_eval, train, learning_rate, steps, seed):
         keras.utils.set_random_seed(seed)
         model = evaluation.text_classifier(make(), 2, pooling=pooling)
         warmup = steps // 10
@@ -397,7 +414,7 @@ def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None, previous=None):
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         rng, done, t = np.random.default_rng(seed), 0, time.perf_counter()
         while done < steps:
-            for xb, yb in length_sorted_batches(x[train], labels[train], 32, rng):
+            for xb, yb in length_sorted_batches(x[train], labels[train], 32, rng, args.pad_multiple):
                 model.train_on_batch(xb, yb)
                 done += 1
                 if done == steps:
@@ -407,38 +424,31 @@ def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None, previous=None):
         return {"selection_accuracy": accuracy(x[select], labels[select]), "dev_accuracy": accuracy(x_eval, dev_labels),
                 "seconds": round(seconds, 1)}
 
-    budgets = previous["label_budgets"] if previous else []
-    for examples in [] if previous else args.label_budgets:
+    seeds = [args.seed] + list(args.repeat_seeds)
+    budgets = []
+    for examples in args.label_budgets:
         train = pool[:examples]
         steps = max(args.finetune_epochs * -(-examples // 32), args.min_finetune_steps)
-        entry = {"train_examples": int(examples), "steps": steps, "epochs": round(steps * 32 / examples, 2)}
+        entry = {"train_examples": int(examples), "steps": steps, "epochs": round(steps * 32 / examples, 2), "seeds": seeds}
         for arm, (make, pooling, x, x_eval) in arms.items():
             sweep = {}
             for learning_rate in args.finetune_learning_rates:
-                sweep[str(learning_rate)] = run(make, pooling, x, x_eval, train, learning_rate, steps)
+                sweep[str(learning_rate)] = run(make, pooling, x, x_eval, train, learning_rate, steps, args.seed)
                 print(f"  {examples} examples, {arm}, lr {learning_rate}: {sweep[str(learning_rate)]}", flush=True)
             best = max(sweep, key=lambda lr: sweep[lr]["selection_accuracy"])
-            entry[arm] = {"pooling": pooling, "selected_learning_rate": float(best),
-                          "dev_accuracy": sweep[best]["dev_accuracy"], "sweep": sweep}
+            accuracies = [sweep[best]["dev_accuracy"]]
+            for seed in args.repeat_seeds:
+                accuracies.append(run(make, pooling, x, x_eval, train, float(best), steps, seed)["dev_accuracy"])
+            entry[arm] = {"pooling": pooling, "selected_learning_rate": float(best), "dev_accuracy": accuracies,
+                          "dev_accuracy_mean": float(np.mean(accuracies)), "dev_accuracy_std": float(np.std(accuracies)),
+                          "sweep": sweep}
+            print(f"  {examples} examples, {arm}: dev {np.round(accuracies, 4).tolist()}", flush=True)
         budgets.append(entry)
-        print("SST-2 dev", {arm: entry[arm]["dev_accuracy"] for arm in arms}, flush=True)
-    largest, repeats = budgets[-1], {}
-    for arm, (make, pooling, x, x_eval) in arms.items():
-        if arm == "word2vec_mean_pooling" or arm not in largest:
-            continue
-        learning_rate = largest[arm]["selected_learning_rate"]
-        accuracies = [largest[arm]["dev_accuracy"]]
-        for seed in args.repeat_seeds:
-            accuracies.append(run(make, pooling, x, x_eval, pool[: largest["train_examples"]], learning_rate,
-                                  largest["steps"], seed=seed)["dev_accuracy"])
-            print(f"  repeat {arm}, seed {seed}: {accuracies[-1]:.4f}", flush=True)
-        repeats[arm] = {"seeds": [args.seed] + list(args.repeat_seeds), "learning_rate": learning_rate,
-                        "dev_accuracy": accuracies, "mean": float(np.mean(accuracies)), "std": float(np.std(accuracies))}
+        print("SST-2 dev, mean over seeds", {arm: round(entry[arm]["dev_accuracy_mean"], 4) for arm in arms}, flush=True)
     return {"dev_examples": int(len(x_dev)), "selection_examples": int(len(select)),
-            "selection": "learning rate with the best accuracy on held-out SST-2 training phrases",
-            "batch_size": 32, "optimizer": "AdamW (weight decay 0.01), 10% linear warmup + cosine decay",
-            "label_budgets": budgets, f"repeats_{largest['train_examples']}_examples": repeats}
-
+            "selection": "learning rate with the best accuracy on held-out SST-2 training phrases (seed --seed)",
+            "batch_size": 32, "pad_multiple": args.pad_multiple,
+            "optimizer": "AdamW (weight decay 0.01), 10% linear warmup + cosine decay", "label_budgets": budgets}
 
 if __name__ == "__main__":
     main()
