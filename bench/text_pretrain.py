@@ -1,11 +1,12 @@
 """MaskedLM on WikiText-2, then SST-2 fine-tuning: pretrained vs from scratch.
 
-    python bench/text_pretrain.py --work-dir /tmp/mlm   # ~70 minutes on 2 CPU cores
+    python bench/text_pretrain.py --work-dir /tmp/mlm   # over an hour on 2 CPU cores
         -> bench/results/text_wikitext2_sst2_<backend>.json, docs/images/sst2_label_budgets_<backend>.png
 
-On a GPU (KERAS_BACKEND=jax), the longer recipe of docs/benchmarks.md:
-    python bench/text_pretrain.py --epochs 150 --max-minutes 8 --adapt-rows phrases --adapt-epochs 10 \
-        --finetune-learning-rates 1e-4,3e-4,1e-3,3e-3 --pad-multiple 64 --output ... --plot ...
+On a GPU (KERAS_BACKEND=jax), the longer recipe of docs/benchmarks.md (about 10 minutes on an H100):
+    python bench/text_pretrain.py --epochs 200 --max-minutes 4 --heldout-every 20 --adapt-rows phrases \
+        --adapt-epochs 10 --label-budgets 300,1000,4000,20000 --finetune-learning-rates 3e-4,1e-3,3e-3 \
+        --pad-multiple 64 --arms pretrained_masked_lm,from_scratch --output ... --plot ...
 
 1. A WordPiece vocabulary (4,000) is trained on the WikiText-2 *test* split,
    which is also the pretraining text; the *validation* split is held out.
@@ -157,8 +158,9 @@ def adapt_to_sst2_text(args, sentences, encoder, tokenizer):
     print(f"adapting on {len(ids)} rows of SST-2 training text (labels unused)", flush=True)
     t = time.perf_counter()
     history = mlm.fit(ids, batch_size=args.batch_size, epochs=args.adapt_epochs, verbose=2)
-    rows = "one phrase per row" if args.adapt_rows == "phrases" else "packed into"
-    record = {"text": f"SST-2 train.tsv phrases without labels, {rows} {args.max_length}-token rows",
+    rows = f"one phrase per padded {args.max_length}-token row" if args.adapt_rows == "phrases" \
+        else f"packed into full {args.max_length}-token rows"
+    record = {"text": f"SST-2 train.tsv phrases without labels, {rows}",
               "rows": int(len(ids)), "epochs": args.adapt_epochs, "learning_rate": args.adapt_learning_rate,
               "batch_size": args.batch_size, "train_seconds": time.perf_counter() - t,
               "final_loss": float(history.history["loss"][-1]), "final_accuracy": float(history.history["accuracy"][-1])}
@@ -250,12 +252,17 @@ def main():
             if adapted_dir:
                 save_pretrained(adapted_dir, record["sst2_text_adaptation"], adapted, tokenizer)
     output = args.output or os.path.join(HERE, "results", f"text_wikitext2_sst2_{backend}.json")
+    record["command"] = " ".join(["python", os.path.relpath(__file__, ROOT)] + sys.argv[1:])
     record["sst2_frozen_probe"] = frozen_probes(args, sst2, encoder, adapted)
-    record["sst2"] = finetune_sst2(args, sst2, encoder, tokenizer, adapted)
-    plot_budgets(record["sst2"], args.plot or os.path.join(ROOT, "docs", "images", f"sst2_label_budgets_{backend}.png"))
-    with open(output, "w") as f:
-        json.dump(record, f, indent=2)
+
+    def save(sst2_result):  # after every label budget, so a run cut short keeps what it measured
+        record["sst2"] = sst2_result
+        with open(output, "w") as f:
+            json.dump(record, f, indent=2)
+
+    finetune_sst2(args, sst2, encoder, tokenizer, adapted, on_budget=save)
     print("->", output)
+    plot_budgets(record["sst2"], args.plot or os.path.join(ROOT, "docs", "images", f"sst2_label_budgets_{backend}.png"))
 
 
 def plot_budgets(sst2, path):
@@ -362,7 +369,7 @@ def frozen_probes(args, sst2, encoder, adapted=None, examples=8000):
     return result
 
 
-def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None):
+def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None, on_budget=None):
     """SST-2: pretrained encoder vs the same architecture from scratch (and Word2Vec), equal budgets.
 
     For each label budget, every arm trains for the same number of steps at
@@ -371,6 +378,7 @@ def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None):
     at that rate with each of --repeat-seeds (initialisation of the new
     layers, dropout and batch order; the same phrases), and the mean and
     standard deviation of dev accuracy over the seeds are reported.
+    `on_budget(result)` receives the result so far after each budget.
     """
     import keras
 
@@ -404,6 +412,19 @@ def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None):
     arms = {arm: arms[arm] for arm in args.arms + (["masked_lm_adapted_to_sst2_text"] if adapted is not None else [])
             if arm in arms}
 
+    class FixedBatches(keras.utils.PyDataset):
+        """A list of (ids, labels) batches, in order, for `fit`."""
+
+        def __init__(self, batches):
+            super().__init__()
+            self.batches = batches
+
+        def __len__(self):
+            return len(self.batches)
+
+        def __getitem__(self, index):
+            return self.batches[index]
+
     def run(make, pooling, x, x_eval, train, learning_rate, steps, seed):
         keras.utils.set_random_seed(seed)
         model = evaluation.text_classifier(make(), 2, pooling=pooling)
@@ -412,13 +433,16 @@ def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None):
                                                           warmup_steps=warmup)
         model.compile(keras.optimizers.AdamW(schedule, weight_decay=0.01),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-        rng, done, t = np.random.default_rng(seed), 0, time.perf_counter()
-        while done < steps:
-            for xb, yb in length_sorted_batches(x[train], labels[train], 32, rng, args.pad_multiple):
+        rng, batches, t = np.random.default_rng(seed), [], time.perf_counter()
+        while len(batches) < steps:
+            batches += length_sorted_batches(x[train], labels[train], 32, rng, args.pad_multiple)
+        batches = batches[:steps]
+        if keras.backend.backend() == "jax":
+            # JAX's train_on_batch waits for the device and copies the weights back every step; fit does not.
+            model.fit(FixedBatches(batches), epochs=1, verbose=0)
+        else:  # TensorFlow would fix fit's input shapes from the first batches; these vary in length.
+            for xb, yb in batches:
                 model.train_on_batch(xb, yb)
-                done += 1
-                if done == steps:
-                    break
         seconds = time.perf_counter() - t
         accuracy = lambda xs, ys: float(model.evaluate(xs, ys, batch_size=256, verbose=0, return_dict=True)["accuracy"])
         return {"selection_accuracy": accuracy(x[select], labels[select]), "dev_accuracy": accuracy(x_eval, dev_labels),
@@ -426,6 +450,10 @@ def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None):
 
     seeds = [args.seed] + list(args.repeat_seeds)
     budgets = []
+    result = {"dev_examples": int(len(x_dev)), "selection_examples": int(len(select)),
+              "selection": "learning rate with the best accuracy on held-out SST-2 training phrases (seed --seed)",
+              "batch_size": 32, "pad_multiple": args.pad_multiple,
+              "optimizer": "AdamW (weight decay 0.01), 10% linear warmup + cosine decay", "label_budgets": budgets}
     for examples in args.label_budgets:
         train = pool[:examples]
         steps = max(args.finetune_epochs * -(-examples // 32), args.min_finetune_steps)
@@ -445,10 +473,9 @@ def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None):
             print(f"  {examples} examples, {arm}: dev {np.round(accuracies, 4).tolist()}", flush=True)
         budgets.append(entry)
         print("SST-2 dev, mean over seeds", {arm: round(entry[arm]["dev_accuracy_mean"], 4) for arm in arms}, flush=True)
-    return {"dev_examples": int(len(x_dev)), "selection_examples": int(len(select)),
-            "selection": "learning rate with the best accuracy on held-out SST-2 training phrases (seed --seed)",
-            "batch_size": 32, "pad_multiple": args.pad_multiple,
-            "optimizer": "AdamW (weight decay 0.01), 10% linear warmup + cosine decay", "label_budgets": budgets}
+        if on_budget:
+            on_budget(result)
+    return result
 
 if __name__ == "__main__":
     main()
