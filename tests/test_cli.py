@@ -101,7 +101,7 @@ def test_pretrain_text_methods_ship_their_vocabulary(tiny_text, tmp_path, capsys
     bundle = str(tmp_path / "mlm")
     assert cli.main(["pretrain", "masked_lm", "--data", tiny_text, "--output", bundle, "--epochs", "1", "--max-steps", "2",
                      "--batch-size", "8"]) == cli.EXIT_OK
-    tokenizer = data.WordPieceTokenizer.load(os.path.join(bundle, "assets", "keras_ssl"))
+    tokenizer = data.WordPieceTokenizer.load(bundle)  # found in the bundle's assets/keras_ssl/
     encoder = keras_ssl.load(bundle)
     hidden = encoder.predict(tokenizer.encode(["the game was released in japan"], max_length=128), verbose=0)
     assert hidden.shape == (1, 128, 128) and np.isfinite(hidden).all()

@@ -68,12 +68,15 @@ class WordPieceTokenizer:
 
     @classmethod
     def load(cls, path):
-        """Reads `tokenizer.json` from a file or a directory holding one."""
+        """Reads `tokenizer.json` from a file, a directory holding one, or a bundle written by `keras_ssl.export`."""
         from tokenizers import Tokenizer
+
+        from keras_ssl.export import ASSETS
 
         path = os.fspath(path)
         if os.path.isdir(path):
-            path = os.path.join(path, TOKENIZER_FILE)
+            in_bundle = os.path.join(path, ASSETS, TOKENIZER_FILE)
+            path = in_bundle if os.path.isfile(in_bundle) else os.path.join(path, TOKENIZER_FILE)
         if not os.path.isfile(path):
             raise ValueError(f"No tokenizer at {path}")
         if os.path.getsize(path) > MAX_TOKENIZER_BYTES:
