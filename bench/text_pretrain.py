@@ -50,7 +50,6 @@ DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 def pretrain(args):
     """Tokenizer + MaskedLM on the WikiText-2 test split; held-out scores against the unigram baseline."""
     import keras
-    import numpy as np
 
     from keras_ssl import backbones, data, methods
     from keras_ssl.augment.text import mask_tokens
