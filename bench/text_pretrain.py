@@ -47,6 +47,20 @@ from device import describe as describe_device  # noqa: E402  (bench/device.py)
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 
 
+TOKENIZER_TEXTS = {
+    "pretraining": "wiki.test.tokens",
+    "pretraining+sst2": "wiki.test.tokens + the SST-2 training sentences (labels unused)",
+}
+
+
+def sst2_training_sentences(args):
+    """SST-2's training sentences without labels: the phrases of train.tsv that are no other phrase's part."""
+    from keras_ssl import data
+
+    phrases, _ = data.load_sst2(os.path.join(args.data, "sst2", "train.tsv"))
+    return data.drop_subphrases(phrases)
+
+
 def pretrain(args):
     """Tokenizer + MaskedLM on the WikiText-2 test split; held-out scores against the unigram baseline."""
     import keras
@@ -57,7 +71,8 @@ def pretrain(args):
     keras.utils.set_random_seed(args.seed)
     train_text = data.load_wikitext(os.path.join(args.data, "wikitext-2", "wiki.test.tokens"))
     heldout_text = data.load_wikitext(os.path.join(args.data, "wikitext-2", "wiki.valid.tokens"))
-    tokenizer = data.WordPieceTokenizer.train(train_text, vocabulary_size=args.vocabulary_size)
+    tokenizer_text = train_text + (sst2_training_sentences(args) if args.tokenizer_text == "pretraining+sst2" else [])
+    tokenizer = data.WordPieceTokenizer.train(tokenizer_text, vocabulary_size=args.vocabulary_size)
     train_ids, heldout_ids = tokenizer.pack(train_text, args.max_length), tokenizer.pack(heldout_text, args.max_length)
     vocabulary_size = tokenizer.vocabulary_size
     print(f"vocabulary {vocabulary_size}, {train_ids.shape[0]} training rows, {heldout_ids.shape[0]} held-out rows", flush=True)
@@ -120,7 +135,8 @@ def pretrain(args):
     record = {
         "device": describe_device(keras.backend.backend()),
         "backend": keras.backend.backend(),
-        "tokenizer": {"kind": "WordPiece (HF tokenizers)", "vocabulary_size": vocabulary_size, "trained_on": "wiki.test.tokens"},
+        "tokenizer": {"kind": "WordPiece (HF tokenizers)", "vocabulary_size": vocabulary_size,
+                      "trained_on": TOKENIZER_TEXTS[args.tokenizer_text]},
         "encoder": f"TransformerEncoder {args.size} ({dim} dims, {depth} pre-LN blocks, {heads} heads, "
                    f"{max(args.max_length, 64)} tokens)",
         "pretraining": {"text": f"WikiText-2 test split, packed into {args.max_length}-token rows", "rows": int(len(train_ids)),
@@ -133,34 +149,48 @@ def pretrain(args):
     return record, mlm.encoder, tokenizer
 
 
-def adapt_to_sst2_text(args, sentences, encoder, tokenizer):
-    """More MaskedLM, on the SST-2 training phrases without their labels (domain-adaptive pretraining).
+# Arms that pretrain on SST-2's training text (labels unused): arm -> (--work-dir folder, from random init?).
+SST2_TEXT_ARMS = {"masked_lm_adapted_to_sst2_text": ("adapted", False), "masked_lm_on_sst2_text_only": ("sst2_text_only", True)}
 
-    Starts from a copy of the WikiText-2 encoder; the MLM output transform
-    starts afresh (only the encoder is kept), the output matrix is the
-    pretrained token embedding. `--adapt-rows phrases` gives each phrase its
-    own padded row, as fine-tuning will; `packed` fills 64-token rows.
+ADAPT_ROWS = {
+    "sentences": "the SST-2 training sentences (phrases that are no other phrase's part), one per padded row",
+    "phrases": "every SST-2 training phrase, one per padded row",
+    "packed": "every SST-2 training phrase, packed into full rows",
+}
+
+
+def adapt_to_sst2_text(args, sentences, encoder, tokenizer, from_scratch=False):
+    """More MaskedLM, on the SST-2 training text without its labels (domain-adaptive pretraining).
+
+    Starts from a copy of the WikiText-2 encoder (`from_scratch`: from the
+    same architecture's random init, i.e. pretraining on SST-2 text alone);
+    the MLM output transform starts afresh (only the encoder is kept), the
+    output matrix is the encoder's token embedding. `--adapt-rows sentences`
+    gives each training sentence its own padded row (`phrases`: every
+    labelled phrase, so each sentence's words recur ~5 times; `packed`:
+    every phrase, packed into full rows).
     """
     import keras
 
     from keras_ssl import methods
 
-    if args.adapt_rows == "phrases":
+    if args.adapt_rows == "sentences":
+        ids = tokenizer.encode(sst2_training_sentences(args), max_length=args.max_length)
+    elif args.adapt_rows == "phrases":
         ids = tokenizer.encode(sentences, max_length=args.max_length)
     else:
         ids = tokenizer.pack(sentences, args.max_length)
     keras.utils.set_random_seed(args.seed)
     copy = keras.models.clone_model(encoder)
-    copy.set_weights(encoder.get_weights())
+    if not from_scratch:
+        copy.set_weights(encoder.get_weights())
     mlm = methods.MaskedLM(copy, seed=args.seed)
     mlm.compile(learning_rate=args.adapt_learning_rate, weight_decay=0.01)
     print(f"adapting on {len(ids)} rows of SST-2 training text (labels unused)", flush=True)
     t = time.perf_counter()
     history = mlm.fit(ids, batch_size=args.batch_size, epochs=args.adapt_epochs, verbose=2)
-    rows = f"one phrase per padded {args.max_length}-token row" if args.adapt_rows == "phrases" \
-        else f"packed into full {args.max_length}-token rows"
-    record = {"text": f"SST-2 train.tsv phrases without labels, {rows}",
-              "rows": int(len(ids)), "epochs": args.adapt_epochs, "learning_rate": args.adapt_learning_rate,
+    record = {"text": f"{ADAPT_ROWS[args.adapt_rows]} ({args.max_length} tokens), labels unused",
+              "start": "random init" if from_scratch else "the WikiText-2 MaskedLM encoder", "rows": int(len(ids)), "epochs": args.adapt_epochs, "learning_rate": args.adapt_learning_rate,
               "batch_size": args.batch_size, "train_seconds": time.perf_counter() - t,
               "final_loss": float(history.history["loss"][-1]), "final_accuracy": float(history.history["accuracy"][-1])}
     return record, mlm.encoder
@@ -198,6 +228,8 @@ def main():
     parser.add_argument("--size", choices=("tiny", "mini"), default="tiny", help="TransformerEncoder size")
     parser.add_argument("--heldout-every", type=int, default=0, help="score the validation split every N pretraining epochs")
     parser.add_argument("--vocabulary-size", type=int, default=4000, help="WordPiece vocabulary to train")
+    parser.add_argument("--tokenizer-text", choices=tuple(TOKENIZER_TEXTS), default="pretraining",
+                        help="what the WordPiece vocabulary is trained on")
     parser.add_argument("--output", default=None, help="default: bench/results/text_wikitext2_sst2_<backend>.json")
     parser.add_argument("--label-budgets", type=lambda s: [int(v) for v in s.split(",")], default=[1000, 4000, 20000],
                         help="SST-2 training phrases per comparison (comma-separated)")
@@ -216,14 +248,14 @@ def main():
     parser.add_argument("--adapt-epochs", type=int, default=2,
                         help="MaskedLM epochs on the SST-2 training sentences (no labels) before fine-tuning; adds an arm")
     parser.add_argument("--adapt-learning-rate", type=float, default=1e-3)
-    parser.add_argument("--adapt-rows", choices=("packed", "phrases"), default="packed",
-                        help="adaptation rows: phrases packed into full rows, or one phrase per padded row")
+    parser.add_argument("--adapt-rows", choices=tuple(ADAPT_ROWS), default="sentences",
+                        help="SST-2 text for the adaptation arms: " + "; ".join(f"{k}: {v}" for k, v in ADAPT_ROWS.items()))
     parser.add_argument("--repeat-seeds", type=lambda s: [int(v) for v in s.split(",") if v], default=[1, 2],
                         help="extra fine-tuning seeds, run at each arm's picked rate for every budget")
     parser.add_argument("--pad-multiple", type=int, default=8,
                         help="fine-tuning batches are cut to their longest phrase, rounded up to this (64: one shape)")
-    parser.add_argument("--arms", type=lambda s: s.split(","), default=["pretrained_masked_lm", "from_scratch", "word2vec_mean_pooling"],
-                        help="which SST-2 classifiers to train (comma-separated)")
+    parser.add_argument("--arms", type=lambda s: s.split(","), default=["pretrained_masked_lm", "from_scratch", "masked_lm_adapted_to_sst2_text", "masked_lm_on_sst2_text_only"],
+                        help="which SST-2 classifiers to train (comma-separated; also word2vec_mean_pooling)")
     parser.add_argument("--plot", default=None, help="default: docs/images/sst2_label_budgets_<backend>.png")
     parser.add_argument("--data", default=DATA)
     args = parser.parse_args()
@@ -241,15 +273,18 @@ def main():
     if args.pretrain_only:
         return
     sst2 = load_sst2_splits(args, tokenizer)
-    adapted = None
-    if args.adapt_epochs:
-        adapted_dir = os.path.join(args.work_dir, "adapted") if args.work_dir else None
-        if adapted_dir and os.path.isfile(os.path.join(adapted_dir, "pretraining.json")):
-            record["sst2_text_adaptation"], adapted, _ = load_pretrained(adapted_dir)
+    adapted = {}  # arm -> encoder pretrained (further) on SST-2's training text, labels unused
+    for arm, (folder, from_scratch) in SST2_TEXT_ARMS.items():
+        if arm not in args.arms or not args.adapt_epochs:
+            continue
+        cached = os.path.join(args.work_dir, folder) if args.work_dir else None
+        if cached and os.path.isfile(os.path.join(cached, "pretraining.json")):
+            adaptation, adapted[arm], _ = load_pretrained(cached)
         else:
-            record["sst2_text_adaptation"], adapted = adapt_to_sst2_text(args, sst2.sentences, encoder, tokenizer)
-            if adapted_dir:
-                save_pretrained(adapted_dir, record["sst2_text_adaptation"], adapted, tokenizer)
+            adaptation, adapted[arm] = adapt_to_sst2_text(args, sst2.sentences, encoder, tokenizer, from_scratch)
+            if cached:
+                save_pretrained(cached, adaptation, adapted[arm], tokenizer)
+        record.setdefault("sst2_text_pretraining", {})[arm] = adaptation
     output = args.output or os.path.join(HERE, "results", f"text_wikitext2_sst2_{backend}.json")
     record["command"] = " ".join(["python", os.path.relpath(__file__, ROOT)] + sys.argv[1:])
     record["sst2_frozen_probe"] = frozen_probes(args, sst2, encoder, adapted)
@@ -277,6 +312,7 @@ def plot_budgets(sst2, path):
     for arm, label in (("pretrained_masked_lm", "MaskedLM on WikiText-2, fine-tuned"),
                        ("from_scratch", "same Transformer from scratch"),
                        ("masked_lm_adapted_to_sst2_text", "same, then MaskedLM on SST-2 text (no labels)"),
+                       ("masked_lm_on_sst2_text_only", "MaskedLM on SST-2 text only (no labels), fine-tuned"),
                        ("word2vec_mean_pooling", "Word2Vec (gensim) + mean pooling")):
         if arm not in budgets[0]:
             continue
@@ -333,7 +369,7 @@ def load_sst2_splits(args, tokenizer):
     )
 
 
-def frozen_probes(args, sst2, encoder, adapted=None, examples=8000):
+def frozen_probes(args, sst2, encoder, adapted, examples=8000):
     """Logistic regression on frozen, mean-pooled states after each stage of each encoder.
 
     Shows what the encoders carry about sentiment before any fine-tuning, and
@@ -345,9 +381,7 @@ def frozen_probes(args, sst2, encoder, adapted=None, examples=8000):
     train = sst2.pool[:examples]
     x, y, x_dev, y_dev = sst2.ids[train], sst2.labels[train], sst2.dev_ids, sst2.dev_labels
     keras.utils.set_random_seed(args.seed)
-    encoders = {"random_init": keras.models.clone_model(encoder), "pretrained_masked_lm": encoder}
-    if adapted is not None:
-        encoders["masked_lm_adapted_to_sst2_text"] = adapted
+    encoders = {"random_init": keras.models.clone_model(encoder), "pretrained_masked_lm": encoder, **adapted}
     stages = ["embeddings_dropout"] + [layer.name for layer in encoder.layers if layer.name.startswith("block")]
     stages += [name for name in ("final_norm",) if name in {layer.name for layer in encoder.layers}]
 
@@ -368,7 +402,7 @@ def frozen_probes(args, sst2, encoder, adapted=None, examples=8000):
     return result
 
 
-def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None, on_budget=None):
+def finetune_sst2(args, sst2, encoder, tokenizer, adapted, on_budget=None):
     """SST-2: pretrained encoder vs the same architecture from scratch (and Word2Vec), equal budgets.
 
     For each label budget, every arm trains for the same number of steps at
@@ -405,11 +439,9 @@ def finetune_sst2(args, sst2, encoder, tokenizer, adapted=None, on_budget=None):
         w2v_all = word2vec.ids([tokenizer.tokenize(s) for s in sst2.sentences], max_length=64, truncate=True)
         w2v_dev = word2vec.ids([tokenizer.tokenize(s) for s in sst2.dev_sentences], max_length=64, truncate=True)
         arms["word2vec_mean_pooling"] = (lambda: word2vec.as_embedding(trainable=True), "mean", w2v_all, w2v_dev)
-    if adapted is not None:
-        adapted_weights = adapted.get_weights()
-        arms["masked_lm_adapted_to_sst2_text"] = (lambda: transformer(adapted_weights), args.pooling, x_all, x_dev)
-    arms = {arm: arms[arm] for arm in args.arms + (["masked_lm_adapted_to_sst2_text"] if adapted is not None else [])
-            if arm in arms}
+    for arm, model in adapted.items():
+        arms[arm] = (lambda weights=model.get_weights(): transformer(weights), args.pooling, x_all, x_dev)
+    arms = {arm: arms[arm] for arm in args.arms if arm in arms}
 
     class FixedBatches(keras.utils.PyDataset):
         """A list of (ids, labels) batches, in order, for `fit`."""

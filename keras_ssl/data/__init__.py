@@ -3,7 +3,7 @@
 from keras_ssl.data.arrays import ArrayBatches, check_images, check_token_ids, check_vectors, to_float_images
 from keras_ssl.data.cifar import CIFAR10_LABELS, load_cifar10_archive, load_cifar10_npz
 from keras_ssl.data.datasets import prepare_pretraining_data, tfds_images
-from keras_ssl.data.text import load_sst2, load_wikitext
+from keras_ssl.data.text import drop_subphrases, load_sst2, load_wikitext
 from keras_ssl.data.tokenizer import SPECIAL_TOKENS, WordPieceTokenizer
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "check_images",
     "check_token_ids",
     "check_vectors",
+    "drop_subphrases",
     "load_cifar10_archive",
     "load_cifar10_npz",
     "load_sst2",

@@ -39,3 +39,29 @@ def load_sst2(path):
             sentences.append(row[0].strip())
             labels.append(int(row[1]))
     return sentences, labels
+
+
+def drop_subphrases(phrases):
+    """The phrases that are not a run of words inside a longer phrase, deduplicated, in their first order.
+
+    SST-2's `train.tsv` labels every phrase of its sentences' parse trees:
+    its 67,349 rows hold 6,885 such maximal phrases (about the sentences;
+    133k words). That is the unlabelled text to pretrain on; the full list
+    repeats each word about five times. Words are split on whitespace (SST is
+    already tokenized).
+    """
+    words = [tuple(phrase.split()) for phrase in phrases]
+    known = set(words)
+    inside = set()  # phrases seen as a shorter run of a kept phrase
+    for phrase in sorted(known, key=len, reverse=True):
+        if phrase in inside:
+            continue
+        n = len(phrase)
+        runs = (phrase[i:j] for i in range(n) for j in range(i + 1, n + 1) if j - i < n)
+        inside.update(run for run in runs if run in known)
+    kept, seen = [], set()
+    for phrase in words:
+        if phrase and phrase not in inside and phrase not in seen:
+            seen.add(phrase)
+            kept.append(" ".join(phrase))
+    return kept
