@@ -1,15 +1,17 @@
 """MaskedLM on WikiText-2, then SST-2 fine-tuning: pretrained vs from scratch.
 
-    python bench/text_pretrain.py --work-dir /tmp/mlm   # over an hour on 2 CPU cores
+    python bench/text_pretrain.py --work-dir /tmp/mlm   # about 1.5 hours on 2 CPU cores
         -> bench/results/text_wikitext2_sst2_<backend>.json, docs/images/sst2_label_budgets_<backend>.png
 
 On a GPU (KERAS_BACKEND=jax), the longer recipe of docs/benchmarks.md (about 10 minutes on an H100):
-    python bench/text_pretrain.py --epochs 200 --max-minutes 4 --heldout-every 20 --adapt-rows phrases \
-        --adapt-epochs 10 --label-budgets 300,1000,4000,20000 --finetune-learning-rates 3e-4,1e-3,3e-3 \
-        --pad-multiple 64 --arms pretrained_masked_lm,from_scratch --output ... --plot ...
+    python bench/text_pretrain.py --epochs 200 --max-minutes 4 --heldout-every 20 --vocabulary-size 4000 \
+        --tokenizer-text pretraining --adapt-rows phrases --adapt-epochs 10 --finetune-learning-rates 3e-4,1e-3,3e-3 \
+        --pad-multiple 64 --arms pretrained_masked_lm,from_scratch,masked_lm_adapted_to_sst2_text --output ... --plot ...
 
-1. A WordPiece vocabulary (4,000) is trained on the WikiText-2 *test* split,
-   which is also the pretraining text; the *validation* split is held out.
+1. A WordPiece vocabulary (8,000) is trained on the WikiText-2 *test* split,
+   the pretraining text, and on SST-2's training sentences without labels
+   (--tokenizer-text; `pretraining`: WikiText-2 alone). The *validation*
+   split is held out.
 2. A BERT-tiny-shaped encoder (128 dims, 2 pre-LN blocks, 64 tokens; --size)
    pretrains with MaskedLM for the planned epochs (--max-minutes caps it);
    --heldout-every N scores the validation split every N epochs.
@@ -18,17 +20,19 @@ On a GPU (KERAS_BACKEND=jax), the longer recipe of docs/benchmarks.md (about 10 
    the same masked positions as the unigram-frequency baseline (always predict
    the most frequent training token; its perplexity uses add-one smoothed
    training frequencies).
-4. A copy of the encoder trains --adapt-epochs more MaskedLM epochs on the
-   SST-2 training phrases without their labels (domain-adaptive), packed
-   into full rows or one phrase per row (--adapt-rows).
+4. SST-2's training text, labels unused (--adapt-rows; default: its 6,885
+   sentences, `data.drop_subphrases`): a copy of the encoder trains
+   --adapt-epochs more MaskedLM epochs on it (domain-adaptive pretraining),
+   and the same architecture from random init trains as many on it alone.
 5. Frozen probes: logistic regression on mean-pooled states after each block.
 6. SST-2, for each label budget: the pretrained encoder, the adapted one, the
-   same architecture from its random init, and a Word2Vec (gensim) embedding
-   trained on the same WikiText-2 text each get a classifier and the same
-   number of fine-tuning steps at each learning rate of a sweep; each arm's
-   rate is picked on held-out SST-2 training phrases, and its dev accuracy
-   is reported. Each budget is repeated at the picked rate with
-   --repeat-seeds; the mean and spread over seeds are reported.
+   one pretrained on SST-2 text alone, the same architecture from its random
+   init (and, with --arms, a Word2Vec embedding trained on the same WikiText-2
+   text) each get a classifier and the same number of fine-tuning steps at
+   each learning rate of a sweep; each arm's rate is picked on held-out SST-2
+   training phrases, and its dev accuracy is reported. Each budget is
+   repeated at the picked rate with --repeat-seeds; the mean and spread over
+   seeds are reported.
 """
 
 import argparse
@@ -220,18 +224,18 @@ def load_pretrained(work_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--max-minutes", type=float, default=21.0, help="pretraining wall time")
-    parser.add_argument("--epochs", type=int, default=29, help="planned pretraining epochs (the schedule's length)")
+    parser.add_argument("--max-minutes", type=float, default=30.0, help="pretraining wall time")
+    parser.add_argument("--epochs", type=int, default=60, help="planned pretraining epochs (the schedule's length)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--max-length", type=int, default=64, help="tokens per pretraining row")
     parser.add_argument("--size", choices=("tiny", "mini"), default="tiny", help="TransformerEncoder size")
     parser.add_argument("--heldout-every", type=int, default=0, help="score the validation split every N pretraining epochs")
-    parser.add_argument("--vocabulary-size", type=int, default=4000, help="WordPiece vocabulary to train")
-    parser.add_argument("--tokenizer-text", choices=tuple(TOKENIZER_TEXTS), default="pretraining",
+    parser.add_argument("--vocabulary-size", type=int, default=8000, help="WordPiece vocabulary to train")
+    parser.add_argument("--tokenizer-text", choices=tuple(TOKENIZER_TEXTS), default="pretraining+sst2",
                         help="what the WordPiece vocabulary is trained on")
     parser.add_argument("--output", default=None, help="default: bench/results/text_wikitext2_sst2_<backend>.json")
-    parser.add_argument("--label-budgets", type=lambda s: [int(v) for v in s.split(",")], default=[1000, 4000, 20000],
+    parser.add_argument("--label-budgets", type=lambda s: [int(v) for v in s.split(",")], default=[300, 1000, 4000, 20000],
                         help="SST-2 training phrases per comparison (comma-separated)")
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--min-finetune-steps", type=int, default=300, help="small label budgets get more epochs")
@@ -244,9 +248,9 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", default=None,
                         help="keep the pretrained encoder, tokenizer and pretraining figures here and reuse them on the next run")
-    parser.add_argument("--pretrain-only", action="store_true", help="stop after pretraining (with --work-dir)")
-    parser.add_argument("--adapt-epochs", type=int, default=2,
-                        help="MaskedLM epochs on the SST-2 training sentences (no labels) before fine-tuning; adds an arm")
+    parser.add_argument("--pretrain-only", action="store_true", help="stop after pretraining and write its figures to --output")
+    parser.add_argument("--adapt-epochs", type=int, default=50,
+                        help="MaskedLM epochs on SST-2 training text (no labels) for the adapted and SST-2-text-only arms")
     parser.add_argument("--adapt-learning-rate", type=float, default=1e-3)
     parser.add_argument("--adapt-rows", choices=tuple(ADAPT_ROWS), default="sentences",
                         help="SST-2 text for the adaptation arms: " + "; ".join(f"{k}: {v}" for k, v in ADAPT_ROWS.items()))
@@ -254,7 +258,8 @@ def main():
                         help="extra fine-tuning seeds, run at each arm's picked rate for every budget")
     parser.add_argument("--pad-multiple", type=int, default=8,
                         help="fine-tuning batches are cut to their longest phrase, rounded up to this (64: one shape)")
-    parser.add_argument("--arms", type=lambda s: s.split(","), default=["pretrained_masked_lm", "from_scratch", "masked_lm_adapted_to_sst2_text", "masked_lm_on_sst2_text_only"],
+    parser.add_argument("--arms", type=lambda s: s.split(","),
+                        default=["pretrained_masked_lm", "from_scratch", *SST2_TEXT_ARMS],
                         help="which SST-2 classifiers to train (comma-separated; also word2vec_mean_pooling)")
     parser.add_argument("--plot", default=None, help="default: docs/images/sst2_label_budgets_<backend>.png")
     parser.add_argument("--data", default=DATA)
@@ -270,7 +275,12 @@ def main():
             save_pretrained(args.work_dir, record, encoder, tokenizer)
     else:
         print(f"reusing the pretrained encoder in {args.work_dir}", flush=True)
+    output = args.output or os.path.join(HERE, "results", f"text_wikitext2_sst2_{backend}.json")
+    record["command"] = " ".join(["python", os.path.relpath(__file__, ROOT)] + sys.argv[1:])
     if args.pretrain_only:
+        with open(output, "w") as f:
+            json.dump(record, f, indent=2)
+        print("->", output)
         return
     sst2 = load_sst2_splits(args, tokenizer)
     adapted = {}  # arm -> encoder pretrained (further) on SST-2's training text, labels unused
@@ -285,8 +295,6 @@ def main():
             if cached:
                 save_pretrained(cached, adaptation, adapted[arm], tokenizer)
         record.setdefault("sst2_text_pretraining", {})[arm] = adaptation
-    output = args.output or os.path.join(HERE, "results", f"text_wikitext2_sst2_{backend}.json")
-    record["command"] = " ".join(["python", os.path.relpath(__file__, ROOT)] + sys.argv[1:])
     record["sst2_frozen_probe"] = frozen_probes(args, sst2, encoder, adapted)
 
     def save(sst2_result):  # after every label budget, so a run cut short keeps what it measured
