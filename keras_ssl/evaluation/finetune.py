@@ -1,5 +1,7 @@
 """Downstream models around a pretrained encoder."""
 
+import numbers
+
 import keras
 from keras import layers
 
@@ -26,10 +28,12 @@ def text_classifier(encoder, num_classes, pooling="cls", dropout=0.1, pad_id=0, 
             "Expected a text encoder from token ids (batch, length) to states (batch, length, dim). "
             f"Received an encoder from {encoder.input_shape} to {encoder.output_shape}"
         )
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
+        raise ValueError(f"`num_classes` must be a positive int (the number of logits). Received: num_classes={num_classes!r}")
     inputs = keras.Input(shape=encoder.input_shape[1:], dtype="int32", name="token_ids")
     states = encoder(inputs)
     mask = PaddingMask(pad_id, name="classifier_padding_mask")(inputs)
     x = TokenPooling(pooling, name="pool")(states, padding_mask=mask)
     x = layers.Dropout(dropout, name="classifier_dropout")(x)
-    outputs = layers.Dense(int(num_classes), name="logits")(x)
+    outputs = layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
