@@ -176,10 +176,10 @@ def adapt_to_sst2_text(args, sentences, encoder, tokenizer, from_scratch=False):
     """
     import keras
 
-    from keras_ssl import methods
+    from keras_ssl import data, methods
 
     if args.adapt_rows == "sentences":
-        ids = tokenizer.encode(sst2_training_sentences(args), max_length=args.max_length)
+        ids = tokenizer.encode(data.drop_subphrases(sentences), max_length=args.max_length)
     elif args.adapt_rows == "phrases":
         ids = tokenizer.encode(sentences, max_length=args.max_length)
     else:
@@ -194,7 +194,8 @@ def adapt_to_sst2_text(args, sentences, encoder, tokenizer, from_scratch=False):
     t = time.perf_counter()
     history = mlm.fit(ids, batch_size=args.batch_size, epochs=args.adapt_epochs, verbose=2)
     record = {"text": f"{ADAPT_ROWS[args.adapt_rows]} ({args.max_length} tokens), labels unused",
-              "start": "random init" if from_scratch else "the WikiText-2 MaskedLM encoder", "rows": int(len(ids)), "epochs": args.adapt_epochs, "learning_rate": args.adapt_learning_rate,
+              "start": "random init" if from_scratch else "the WikiText-2 MaskedLM encoder", "rows": int(len(ids)),
+              "epochs": args.adapt_epochs, "learning_rate": args.adapt_learning_rate,
               "batch_size": args.batch_size, "train_seconds": time.perf_counter() - t,
               "final_loss": float(history.history["loss"][-1]), "final_accuracy": float(history.history["accuracy"][-1])}
     return record, mlm.encoder
@@ -525,11 +526,14 @@ NEIGHBOUR_WORDS = ("good", "bad", "great", "worst", "funny", "boring")
 
 def embedding_neighbours(encoders, tokenizer, words=NEIGHBOUR_WORDS, k=5):
     """Each encoder's nearest whole-word tokens (cosine of token embeddings) to a few sentiment words."""
+    from keras_ssl import data
+
     vocabulary = [tokenizer.decode([i]) for i in range(tokenizer.vocabulary_size)]
-    candidates = np.array([i for i, token in enumerate(vocabulary) if token.isalpha() and i >= 5])
+    words_from = len(data.SPECIAL_TOKENS)  # the special tokens come first
+    candidates = np.array([i for i, token in enumerate(vocabulary) if token.isalpha() and i >= words_from])
     result = {}
     for name, encoder in encoders.items():
-        matrix = np.array(encoder.get_layer("token_embedding").embeddings)
+        matrix = encoder.get_layer("token_embedding").get_weights()[0]
         matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
         result[name] = {}
         for word in words:
