@@ -40,17 +40,16 @@ import sys
 import time
 from pathlib import Path
 
+import lightly
 import numpy as np
 import torch
 import torchvision
-from PIL import Image
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
-
-import lightly
 from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
 from lightly.transforms import SimCLRTransform
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = (REPO_ROOT / ".." / "shared" / "data" / "cifar10" / "cifar10.npz").resolve()
@@ -83,9 +82,7 @@ def build_training(seed: int):
     model = SimCLR()
     model.train()
     criterion = NTXentLoss(temperature=0.5)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=0.06, momentum=0.9, weight_decay=5e-4
-    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.06, momentum=0.9, weight_decay=5e-4)
     return model, criterion, optimizer
 
 
@@ -140,8 +137,7 @@ def cifar_transform() -> SimCLRTransform:
 # --------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------
-def summarize(step_times: list[float], batch_size: int, warmup: int,
-              cpu_seconds: float, threads: int) -> dict:
+def summarize(step_times: list[float], batch_size: int, warmup: int, cpu_seconds: float, threads: int) -> dict:
     total = sum(step_times)
     return {
         "images_per_second": batch_size * len(step_times) / total,
@@ -228,17 +224,16 @@ def bench_end_to_end(images: np.ndarray, args) -> dict:
 # --------------------------------------------------------------------------
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                   help=f"CIFAR-10 npz with x_train (default: {DEFAULT_DATA})")
+    p.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help=f"CIFAR-10 npz with x_train (default: {DEFAULT_DATA})"
+    )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per mode")
     p.add_argument("--steps", type=int, default=5, help="timed steps per mode")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    p.add_argument("--num-workers", type=int, default=0,
-                   help="DataLoader workers for end_to_end mode")
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers for end_to_end mode")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--modes", nargs="+", choices=["step", "end_to_end"],
-                   default=["step", "end_to_end"])
+    p.add_argument("--modes", nargs="+", choices=["step", "end_to_end"], default=["step", "end_to_end"])
     p.add_argument("--output", type=Path, default=None, help="write results JSON here")
     args = p.parse_args(argv)
     if args.batch_size < 2 or args.steps < 1 or args.warmup < 0 or args.threads < 1:
@@ -274,14 +269,18 @@ def main(argv=None) -> int:
         print(f"[lightly] running {mode} ...", file=sys.stderr, flush=True)
         result[mode] = runners[mode](images, args)
 
-    print(f"lightly {result['lightly_version']} / torch {result['torch_version']} "
-          f"on cpu, batch {args.batch_size}, threads {result['threads']}, "
-          f"num_workers {args.num_workers}")
+    print(
+        f"lightly {result['lightly_version']} / torch {result['torch_version']} "
+        f"on cpu, batch {args.batch_size}, threads {result['threads']}, "
+        f"num_workers {args.num_workers}"
+    )
     for mode in args.modes:
         r = result[mode]
-        print(f"  {mode:<11} {r['images_per_second']:8.1f} images/s  "
-              f"{r['seconds_per_step']:7.3f} s/step (median {r['median_seconds_per_step']:.3f})  "
-              f"over {r['steps']} steps, cpu util {r['cpu_utilization']:.2f}")
+        print(
+            f"  {mode:<11} {r['images_per_second']:8.1f} images/s  "
+            f"{r['seconds_per_step']:7.3f} s/step (median {r['median_seconds_per_step']:.3f})  "
+            f"over {r['steps']} steps, cpu util {r['cpu_utilization']:.2f}"
+        )
 
     result["load_average_after"] = os.getloadavg()[0]
     if args.output is not None:

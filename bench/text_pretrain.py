@@ -5,8 +5,10 @@
 
 On a GPU (KERAS_BACKEND=jax), the longer recipe of docs/benchmarks.md (about 10 minutes on an H100):
     python bench/text_pretrain.py --epochs 200 --max-minutes 4 --heldout-every 20 --vocabulary-size 4000 \
-        --tokenizer-text pretraining --adapt-rows phrases --adapt-epochs 10 --finetune-learning-rates 3e-4,1e-3,3e-3 \
-        --pad-multiple 64 --arms pretrained_masked_lm,from_scratch,masked_lm_adapted_to_sst2_text --output ... --plot ...
+        --tokenizer-text pretraining --adapt-rows phrases --adapt-epochs 10 \
+        --finetune-learning-rates 3e-4,1e-3,3e-3 \
+        --pad-multiple 64 --arms pretrained_masked_lm,from_scratch,masked_lm_adapted_to_sst2_text \
+        --output ... --plot ...
 
 1. A WordPiece vocabulary (8,000) is trained on the WikiText-2 *test* split,
    the pretraining text, and on SST-2's training sentences without labels
@@ -48,6 +50,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 from device import describe as describe_device  # noqa: E402  (bench/device.py)
+
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 
 
@@ -79,10 +82,15 @@ def pretrain(args):
     tokenizer = data.WordPieceTokenizer.train(tokenizer_text, vocabulary_size=args.vocabulary_size)
     train_ids, heldout_ids = tokenizer.pack(train_text, args.max_length), tokenizer.pack(heldout_text, args.max_length)
     vocabulary_size = tokenizer.vocabulary_size
-    print(f"vocabulary {vocabulary_size}, {train_ids.shape[0]} training rows, {heldout_ids.shape[0]} held-out rows", flush=True)
+    print(
+        f"vocabulary {vocabulary_size}, {train_ids.shape[0]} training rows, {heldout_ids.shape[0]} held-out rows",
+        flush=True,
+    )
 
     def make_encoder():
-        return backbones.TransformerEncoder(vocabulary_size, args.size, max_length=max(args.max_length, 64), norm_first=True)
+        return backbones.TransformerEncoder(
+            vocabulary_size, args.size, max_length=max(args.max_length, 64), norm_first=True
+        )
 
     encoder = make_encoder()
     mlm = methods.MaskedLM(encoder, seed=args.seed)
@@ -103,8 +111,11 @@ def pretrain(args):
             self.steps += 1
             if self.steps % 50 == 0:
                 self.curve.append((self.steps, float(logs["loss"]), float(logs["accuracy"])))
-                print(f"  step {self.steps} loss {logs['loss']:.3f} acc {logs['accuracy']:.3f} "
-                      f"{time.perf_counter() - self.start:.0f} s", flush=True)
+                print(
+                    f"  step {self.steps} loss {logs['loss']:.3f} acc {logs['accuracy']:.3f} "
+                    f"{time.perf_counter() - self.start:.0f} s",
+                    flush=True,
+                )
             if time.perf_counter() - self.start > args.max_minutes * 60:
                 self.model.stop_training = True
 
@@ -126,35 +137,59 @@ def pretrain(args):
     hits = nll = count = 0.0
     for start in range(0, len(heldout_ids), 128):
         batch = keras.ops.convert_to_tensor(heldout_ids[start : start + 128])
-        _, _, targets, weights = mask_tokens(batch, mlm.mask_rate, vocabulary_size, mlm.mask_id, mlm.first_word_id, generator)
+        _, _, targets, weights = mask_tokens(
+            batch, mlm.mask_rate, vocabulary_size, mlm.mask_id, mlm.first_word_id, generator
+        )
         targets, weights = keras.ops.convert_to_numpy(targets), keras.ops.convert_to_numpy(weights)
         hits += float(((targets == mode) * weights).sum())
         nll += float((-np.log(smoothed[targets]) * weights).sum())
         count += float(weights.sum())
-    unigram = {"accuracy": hits / count, "perplexity": math.exp(nll / count), "predictions": int(count),
-               "most_frequent_token": tokenizer.decode([mode]) or str(mode)}
+    unigram = {
+        "accuracy": hits / count,
+        "perplexity": math.exp(nll / count),
+        "predictions": int(count),
+        "most_frequent_token": tokenizer.decode([mode]) or str(mode),
+    }
     print("unigram", unigram, flush=True)
 
     dim, depth, heads = backbones.TEXT_SIZES[args.size]
     record = {
         "device": describe_device(keras.backend.backend()),
         "backend": keras.backend.backend(),
-        "tokenizer": {"kind": "WordPiece (HF tokenizers)", "vocabulary_size": vocabulary_size,
-                      "trained_on": TOKENIZER_TEXTS[args.tokenizer_text]},
+        "tokenizer": {
+            "kind": "WordPiece (HF tokenizers)",
+            "vocabulary_size": vocabulary_size,
+            "trained_on": TOKENIZER_TEXTS[args.tokenizer_text],
+        },
         "encoder": f"TransformerEncoder {args.size} ({dim} dims, {depth} pre-LN blocks, {heads} heads, "
-                   f"{max(args.max_length, 64)} tokens)",
-        "pretraining": {"text": f"WikiText-2 test split, packed into {args.max_length}-token rows", "rows": int(len(train_ids)),
-                        "batch_size": args.batch_size, "learning_rate": args.learning_rate, "planned_epochs": args.epochs,
-                        "steps_trained": budget.steps, "epochs_trained": budget.steps / steps_per_epoch,
-                        "train_seconds": train_seconds, "curve_step_loss_accuracy": budget.curve},
-        "heldout": {"text": "WikiText-2 validation split", "random_init": before, "pretrained": after, "unigram_baseline": unigram,
-                    "curve": heldout_curve},
+        f"{max(args.max_length, 64)} tokens)",
+        "pretraining": {
+            "text": f"WikiText-2 test split, packed into {args.max_length}-token rows",
+            "rows": int(len(train_ids)),
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "planned_epochs": args.epochs,
+            "steps_trained": budget.steps,
+            "epochs_trained": budget.steps / steps_per_epoch,
+            "train_seconds": train_seconds,
+            "curve_step_loss_accuracy": budget.curve,
+        },
+        "heldout": {
+            "text": "WikiText-2 validation split",
+            "random_init": before,
+            "pretrained": after,
+            "unigram_baseline": unigram,
+            "curve": heldout_curve,
+        },
     }
     return record, mlm.encoder, tokenizer
 
 
 # Arms that pretrain on SST-2's training text (labels unused): arm -> (--work-dir folder, from random init?).
-SST2_TEXT_ARMS = {"masked_lm_adapted_to_sst2_text": ("adapted", False), "masked_lm_on_sst2_text_only": ("sst2_text_only", True)}
+SST2_TEXT_ARMS = {
+    "masked_lm_adapted_to_sst2_text": ("adapted", False),
+    "masked_lm_on_sst2_text_only": ("sst2_text_only", True),
+}
 
 ADAPT_ROWS = {
     "sentences": "the SST-2 training sentences (phrases that are no other phrase's part), one per padded row",
@@ -193,11 +228,17 @@ def adapt_to_sst2_text(args, sentences, encoder, tokenizer, from_scratch=False):
     print(f"adapting on {len(ids)} rows of SST-2 training text (labels unused)", flush=True)
     t = time.perf_counter()
     history = mlm.fit(ids, batch_size=args.batch_size, epochs=args.adapt_epochs, verbose=2)
-    record = {"text": f"{ADAPT_ROWS[args.adapt_rows]} ({args.max_length} tokens), labels unused",
-              "start": "random init" if from_scratch else "the WikiText-2 MaskedLM encoder", "rows": int(len(ids)),
-              "epochs": args.adapt_epochs, "learning_rate": args.adapt_learning_rate,
-              "batch_size": args.batch_size, "train_seconds": time.perf_counter() - t,
-              "final_loss": float(history.history["loss"][-1]), "final_accuracy": float(history.history["accuracy"][-1])}
+    record = {
+        "text": f"{ADAPT_ROWS[args.adapt_rows]} ({args.max_length} tokens), labels unused",
+        "start": "random init" if from_scratch else "the WikiText-2 MaskedLM encoder",
+        "rows": int(len(ids)),
+        "epochs": args.adapt_epochs,
+        "learning_rate": args.adapt_learning_rate,
+        "batch_size": args.batch_size,
+        "train_seconds": time.perf_counter() - t,
+        "final_loss": float(history.history["loss"][-1]),
+        "final_accuracy": float(history.history["accuracy"][-1]),
+    }
     return record, mlm.encoder
 
 
@@ -231,38 +272,83 @@ def main():
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--max-length", type=int, default=64, help="tokens per pretraining row")
     parser.add_argument("--size", choices=("tiny", "mini"), default="tiny", help="TransformerEncoder size")
-    parser.add_argument("--heldout-every", type=int, default=0, help="score the validation split every N pretraining epochs")
+    parser.add_argument(
+        "--heldout-every", type=int, default=0, help="score the validation split every N pretraining epochs"
+    )
     parser.add_argument("--vocabulary-size", type=int, default=8000, help="WordPiece vocabulary to train")
-    parser.add_argument("--tokenizer-text", choices=tuple(TOKENIZER_TEXTS), default="pretraining+sst2",
-                        help="what the WordPiece vocabulary is trained on")
+    parser.add_argument(
+        "--tokenizer-text",
+        choices=tuple(TOKENIZER_TEXTS),
+        default="pretraining+sst2",
+        help="what the WordPiece vocabulary is trained on",
+    )
     parser.add_argument("--output", default=None, help="default: bench/results/text_wikitext2_sst2_<backend>.json")
-    parser.add_argument("--label-budgets", type=lambda s: [int(v) for v in s.split(",")], default=[300, 1000, 4000, 20000],
-                        help="SST-2 training phrases per comparison (comma-separated)")
+    parser.add_argument(
+        "--label-budgets",
+        type=lambda s: [int(v) for v in s.split(",")],
+        default=[300, 1000, 4000, 20000],
+        help="SST-2 training phrases per comparison (comma-separated)",
+    )
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--min-finetune-steps", type=int, default=300, help="small label budgets get more epochs")
-    parser.add_argument("--finetune-learning-rates", type=lambda s: [float(v) for v in s.split(",")],
-                        default=[1e-3, 3e-3], help="peak learning rates swept for every arm")
-    parser.add_argument("--selection-examples", type=int, default=2000,
-                        help="held-out SST-2 training phrases that pick each arm's learning rate")
-    parser.add_argument("--pooling", choices=("cls", "mean"), default="mean",
-                        help="how the SST-2 classifier pools the Transformer's tokens (MLM alone never trains [CLS])")
+    parser.add_argument(
+        "--finetune-learning-rates",
+        type=lambda s: [float(v) for v in s.split(",")],
+        default=[1e-3, 3e-3],
+        help="peak learning rates swept for every arm",
+    )
+    parser.add_argument(
+        "--selection-examples",
+        type=int,
+        default=2000,
+        help="held-out SST-2 training phrases that pick each arm's learning rate",
+    )
+    parser.add_argument(
+        "--pooling",
+        choices=("cls", "mean"),
+        default="mean",
+        help="how the SST-2 classifier pools the Transformer's tokens (MLM alone never trains [CLS])",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work-dir", default=None,
-                        help="keep the pretrained encoder, tokenizer and pretraining figures here and reuse them on the next run")
-    parser.add_argument("--pretrain-only", action="store_true", help="stop after pretraining and write its figures to --output")
-    parser.add_argument("--adapt-epochs", type=int, default=50,
-                        help="MaskedLM epochs on SST-2 training text (no labels) for the adapted and SST-2-text-only arms")
+    parser.add_argument(
+        "--work-dir",
+        default=None,
+        help="keep the pretrained encoder, tokenizer and pretraining figures here and reuse them on the next run",
+    )
+    parser.add_argument(
+        "--pretrain-only", action="store_true", help="stop after pretraining and write its figures to --output"
+    )
+    parser.add_argument(
+        "--adapt-epochs",
+        type=int,
+        default=50,
+        help="MaskedLM epochs on SST-2 training text (no labels) for the adapted and SST-2-text-only arms",
+    )
     parser.add_argument("--adapt-learning-rate", type=float, default=1e-3)
-    parser.add_argument("--adapt-rows", choices=tuple(ADAPT_ROWS), default="sentences",
-                        help="SST-2 text for the adaptation arms: " + "; ".join(f"{k}: {v}" for k, v in ADAPT_ROWS.items()))
-    parser.add_argument("--repeat-seeds", type=lambda s: [int(v) for v in s.split(",") if v],
-                        default=[1, 2, 3, 4, 5, 6, 7],
-                        help="extra fine-tuning seeds, run at each arm's picked rate for every budget")
-    parser.add_argument("--pad-multiple", type=int, default=8,
-                        help="fine-tuning batches are cut to their longest phrase, rounded up to this (64: one shape)")
-    parser.add_argument("--arms", type=lambda s: s.split(","),
-                        default=["pretrained_masked_lm", "from_scratch", *SST2_TEXT_ARMS],
-                        help="which SST-2 classifiers to train (comma-separated; also word2vec_mean_pooling)")
+    parser.add_argument(
+        "--adapt-rows",
+        choices=tuple(ADAPT_ROWS),
+        default="sentences",
+        help="SST-2 text for the adaptation arms: " + "; ".join(f"{k}: {v}" for k, v in ADAPT_ROWS.items()),
+    )
+    parser.add_argument(
+        "--repeat-seeds",
+        type=lambda s: [int(v) for v in s.split(",") if v],
+        default=[1, 2, 3, 4, 5, 6, 7],
+        help="extra fine-tuning seeds, run at each arm's picked rate for every budget",
+    )
+    parser.add_argument(
+        "--pad-multiple",
+        type=int,
+        default=8,
+        help="fine-tuning batches are cut to their longest phrase, rounded up to this (64: one shape)",
+    )
+    parser.add_argument(
+        "--arms",
+        type=lambda s: s.split(","),
+        default=["pretrained_masked_lm", "from_scratch", *SST2_TEXT_ARMS],
+        help="which SST-2 classifiers to train (comma-separated; also word2vec_mean_pooling)",
+    )
     parser.add_argument("--plot", default=None, help="default: docs/images/sst2_label_budgets_<backend>.png")
     parser.add_argument("--data", default=DATA)
     args = parser.parse_args()
@@ -320,11 +406,13 @@ def plot_budgets(sst2, path):
     budgets = sst2["label_budgets"]
     examples = [entry["train_examples"] for entry in budgets]
     figure, axis = plt.subplots(figsize=(6, 3.9))
-    for arm, label in (("pretrained_masked_lm", "MaskedLM on WikiText-2, fine-tuned"),
-                       ("from_scratch", "same Transformer from scratch"),
-                       ("masked_lm_adapted_to_sst2_text", "same, then MaskedLM on SST-2 text (no labels)"),
-                       ("masked_lm_on_sst2_text_only", "MaskedLM on SST-2 text only (no labels), fine-tuned"),
-                       ("word2vec_mean_pooling", "Word2Vec (gensim) + mean pooling")):
+    for arm, label in (
+        ("pretrained_masked_lm", "MaskedLM on WikiText-2, fine-tuned"),
+        ("from_scratch", "same Transformer from scratch"),
+        ("masked_lm_adapted_to_sst2_text", "same, then MaskedLM on SST-2 text (no labels)"),
+        ("masked_lm_on_sst2_text_only", "MaskedLM on SST-2 text only (no labels), fine-tuned"),
+        ("word2vec_mean_pooling", "Word2Vec (gensim) + mean pooling"),
+    ):
         if arm not in budgets[0]:
             continue
         means = [100 * entry[arm]["dev_accuracy_mean"] for entry in budgets]
@@ -374,9 +462,14 @@ def load_sst2_splits(args, tokenizer):
     dev_sentences, dev_labels = data.load_sst2(os.path.join(args.data, "sst2", "dev.tsv"))
     order = np.random.default_rng(args.seed).permutation(len(sentences))
     return types.SimpleNamespace(
-        sentences=sentences, labels=np.array(labels), ids=tokenizer.encode(sentences, max_length=64),
-        dev_sentences=dev_sentences, dev_labels=np.array(dev_labels), dev_ids=tokenizer.encode(dev_sentences, max_length=64),
-        select=order[: args.selection_examples], pool=order[args.selection_examples :],
+        sentences=sentences,
+        labels=np.array(labels),
+        ids=tokenizer.encode(sentences, max_length=64),
+        dev_sentences=dev_sentences,
+        dev_labels=np.array(dev_labels),
+        dev_ids=tokenizer.encode(dev_sentences, max_length=64),
+        select=order[: args.selection_examples],
+        pool=order[args.selection_examples :],
     )
 
 
@@ -397,8 +490,9 @@ def frozen_probes(args, sst2, encoder, adapted, examples=8000):
     stages += [name for name in ("final_norm",) if name in {layer.name for layer in encoder.layers}]
 
     def pooled(model, ids):
-        outputs = keras.Model(model.input, [model.get_layer(name).output for name in stages]).predict(ids, batch_size=512,
-                                                                                                        verbose=0)
+        outputs = keras.Model(model.input, [model.get_layer(name).output for name in stages]).predict(
+            ids, batch_size=512, verbose=0
+        )
         real = (ids != 0)[..., None].astype("float32")
         return [(out * real).sum(axis=1) / real.sum(axis=1) for out in outputs]
 
@@ -407,8 +501,10 @@ def frozen_probes(args, sst2, encoder, adapted, examples=8000):
         result[name] = {}
         for stage, features, dev_features in zip(stages, pooled(model, x), pooled(model, x_dev)):
             probe = LogisticRegression(max_iter=2000).fit(features, y)
-            result[name][stage] = {"dev_accuracy": float(probe.score(dev_features, y_dev)),
-                                   "mean_norm": float(np.linalg.norm(features, axis=1).mean())}
+            result[name][stage] = {
+                "dev_accuracy": float(probe.score(dev_features, y_dev)),
+                "mean_norm": float(np.linalg.norm(features, axis=1).mean()),
+            }
         print("frozen probe", name, {k: round(v["dev_accuracy"], 4) for k, v in result[name].items()}, flush=True)
     return result
 
@@ -451,7 +547,8 @@ def finetune_sst2(args, sst2, encoder, tokenizer, adapted, on_budget=None):
         w2v_dev = word2vec.ids([tokenizer.tokenize(s) for s in sst2.dev_sentences], max_length=64, truncate=True)
         arms["word2vec_mean_pooling"] = (lambda: word2vec.as_embedding(trainable=True), "mean", w2v_all, w2v_dev)
     for arm, model in adapted.items():
-        arms[arm] = (lambda weights=model.get_weights(): transformer(weights), args.pooling, x_all, x_dev)
+        weights = model.get_weights()
+        arms[arm] = (lambda weights=weights: transformer(weights), args.pooling, x_all, x_dev)
     arms = {arm: arms[arm] for arm in args.arms if arm in arms}
 
     class FixedBatches(keras.utils.PyDataset):
@@ -471,10 +568,14 @@ def finetune_sst2(args, sst2, encoder, tokenizer, adapted, on_budget=None):
         keras.utils.set_random_seed(seed)
         model = evaluation.text_classifier(make(), 2, pooling=pooling)
         warmup = steps // 10
-        schedule = keras.optimizers.schedules.CosineDecay(0.0, steps - warmup, warmup_target=learning_rate,
-                                                          warmup_steps=warmup)
-        model.compile(keras.optimizers.AdamW(schedule, weight_decay=0.01),
-                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, steps - warmup, warmup_target=learning_rate, warmup_steps=warmup
+        )
+        model.compile(
+            keras.optimizers.AdamW(schedule, weight_decay=0.01),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
         rng, batches, t = np.random.default_rng(seed), [], time.perf_counter()
         while len(batches) < steps:
             batches += length_sorted_batches(x[train], labels[train], 32, rng, args.pad_multiple)
@@ -486,20 +587,36 @@ def finetune_sst2(args, sst2, encoder, tokenizer, adapted, on_budget=None):
             for xb, yb in batches:
                 model.train_on_batch(xb, yb)
         seconds = time.perf_counter() - t
-        accuracy = lambda xs, ys: float(model.evaluate(xs, ys, batch_size=256, verbose=0, return_dict=True)["accuracy"])
-        return {"selection_accuracy": accuracy(x[select], labels[select]), "dev_accuracy": accuracy(x_eval, dev_labels),
-                "seconds": round(seconds, 1)}
+
+        def accuracy(xs, ys):
+            return float(model.evaluate(xs, ys, batch_size=256, verbose=0, return_dict=True)["accuracy"])
+
+        return {
+            "selection_accuracy": accuracy(x[select], labels[select]),
+            "dev_accuracy": accuracy(x_eval, dev_labels),
+            "seconds": round(seconds, 1),
+        }
 
     seeds = [args.seed] + list(args.repeat_seeds)
     budgets = []
-    result = {"dev_examples": int(len(x_dev)), "selection_examples": int(len(select)),
-              "selection": "learning rate with the best accuracy on held-out SST-2 training phrases (seed --seed)",
-              "batch_size": 32, "pad_multiple": args.pad_multiple,
-              "optimizer": "AdamW (weight decay 0.01), 10% linear warmup + cosine decay", "label_budgets": budgets}
+    result = {
+        "dev_examples": int(len(x_dev)),
+        "selection_examples": int(len(select)),
+        "selection": "learning rate with the best accuracy on held-out SST-2 training phrases (seed --seed)",
+        "batch_size": 32,
+        "pad_multiple": args.pad_multiple,
+        "optimizer": "AdamW (weight decay 0.01), 10% linear warmup + cosine decay",
+        "label_budgets": budgets,
+    }
     for examples in args.label_budgets:
         train = pool[:examples]
         steps = max(args.finetune_epochs * -(-examples // 32), args.min_finetune_steps)
-        entry = {"train_examples": int(examples), "steps": steps, "epochs": round(steps * 32 / examples, 2), "seeds": seeds}
+        entry = {
+            "train_examples": int(examples),
+            "steps": steps,
+            "epochs": round(steps * 32 / examples, 2),
+            "seeds": seeds,
+        }
         for arm, (make, pooling, x, x_eval) in arms.items():
             sweep = {}
             for learning_rate in args.finetune_learning_rates:
@@ -509,13 +626,20 @@ def finetune_sst2(args, sst2, encoder, tokenizer, adapted, on_budget=None):
             accuracies = [sweep[best]["dev_accuracy"]]
             for seed in args.repeat_seeds:
                 accuracies.append(run(make, pooling, x, x_eval, train, float(best), steps, seed)["dev_accuracy"])
-            entry[arm] = {"pooling": pooling, "selected_learning_rate": float(best), "dev_accuracy": accuracies,
-                          "dev_accuracy_mean": float(np.mean(accuracies)), "dev_accuracy_std": float(np.std(accuracies)),
-                          "sweep": sweep}
+            entry[arm] = {
+                "pooling": pooling,
+                "selected_learning_rate": float(best),
+                "dev_accuracy": accuracies,
+                "dev_accuracy_mean": float(np.mean(accuracies)),
+                "dev_accuracy_std": float(np.std(accuracies)),
+                "sweep": sweep,
+            }
             print(f"  {examples} examples, {arm}: dev {np.round(accuracies, 4).tolist()}", flush=True)
         entry["versus_from_scratch"] = versus_from_scratch(entry)
         budgets.append(entry)
-        print("SST-2 dev, mean over seeds", {arm: round(entry[arm]["dev_accuracy_mean"], 4) for arm in arms}, flush=True)
+        print(
+            "SST-2 dev, mean over seeds", {arm: round(entry[arm]["dev_accuracy_mean"], 4) for arm in arms}, flush=True
+        )
         if on_budget:
             on_budget(result)
     return result
@@ -561,8 +685,11 @@ def versus_from_scratch(entry):
     for arm, value in entry.items():
         if isinstance(value, dict) and "dev_accuracy" in value and arm != "from_scratch":
             test = stats.ttest_ind(value["dev_accuracy"], scratch["dev_accuracy"], equal_var=False)
-            comparison[arm] = {"mean_gain": value["dev_accuracy_mean"] - scratch["dev_accuracy_mean"],
-                               "t": float(test.statistic), "p_value": float(test.pvalue)}
+            comparison[arm] = {
+                "mean_gain": value["dev_accuracy_mean"] - scratch["dev_accuracy_mean"],
+                "t": float(test.statistic),
+                "p_value": float(test.pvalue),
+            }
     return comparison
 
 

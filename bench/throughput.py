@@ -71,7 +71,16 @@ def main():
     parser.add_argument("--skip-lightly", action="store_true")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "throughput_cpu.json"))
     args = parser.parse_args()
-    common = ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup), "--width", str(args.width)]
+    common = [
+        "--batch-size",
+        str(args.batch_size),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--width",
+        str(args.width),
+    ]
     if args.one:
         print(json.dumps(measure(args.one, args.jit, args.batch_size, args.steps, args.warmup, args.width)))
         return
@@ -81,7 +90,9 @@ def main():
         for jit in (1, 0):
             out = subprocess.run(
                 [sys.executable, __file__, "--one", backend, "--jit", str(jit), *common],
-                capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                capture_output=True,
+                text=True,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
             )
             if out.returncode:
                 print(out.stderr[-3000:])
@@ -97,8 +108,20 @@ def main():
             subprocess.run(["bash", os.path.join(HERE, "setup_lightly_env.sh")], check=True)
         path = os.path.join(HERE, "results", "lightly_throughput_cpu.json")
         subprocess.run(
-            [venv_python, os.path.join(HERE, "lightly_throughput.py"), "--batch-size", str(args.batch_size),
-             "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads), "--output", path],
+            [
+                venv_python,
+                os.path.join(HERE, "lightly_throughput.py"),
+                "--batch-size",
+                str(args.batch_size),
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--threads",
+                str(args.threads),
+                "--output",
+                path,
+            ],
             check=True,
         )
         with open(path) as f:
@@ -116,7 +139,8 @@ def main():
     if lightly:
         reference = lightly["end_to_end"]["images_per_second"]
         report["ratio_vs_lightly_end_to_end"] = {
-            f"{r['backend']}_xla_{'on' if r['jit_compile'] else 'off'}": r["images_per_second"] / reference for r in results
+            f"{r['backend']}_xla_{'on' if r['jit_compile'] else 'off'}": r["images_per_second"] / reference
+            for r in results
         }
         print(json.dumps(report["ratio_vs_lightly_end_to_end"], indent=2))
     os.makedirs(os.path.dirname(args.output), exist_ok=True)

@@ -10,7 +10,6 @@ import os
 import sys
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-TEXT_METHODS = ("masked_lm", "word2vec")  # trained on a text file; the bundle carries the vocabulary
 
 
 class UsageError(Exception):
@@ -20,7 +19,9 @@ class UsageError(Exception):
 def _quickstart(args):
     from keras_ssl import quickstart
 
-    results = quickstart.run(output=args.output, epochs=args.epochs, seeds=tuple(args.seeds), fine_tune_epochs=args.fine_tune_epochs)
+    results = quickstart.run(
+        output=args.output, epochs=args.epochs, seeds=tuple(args.seeds), fine_tune_epochs=args.fine_tune_epochs
+    )
     return EXIT_OK if results["fine_tune"]["reloaded_bundle_matches"] else EXIT_FAILURE
 
 
@@ -40,16 +41,16 @@ def _list(args):
 
 
 def _method_names():
-    from keras_ssl import methods
+    from keras_ssl.methods import list_methods
 
-    return sorted(set(methods.list_methods()) | set(TEXT_METHODS))  # Word2Vec is gensim's, not a Keras Method
+    return list_methods()
 
 
 def _resolve_pretrain_target(target):
     """(card or None, method name) for a preset name/alias or a method name."""
     from keras_ssl import methods, presets
 
-    if target in methods.list_methods() or target in TEXT_METHODS:
+    if target in methods.list_methods():
         return None, target
     try:
         card = presets.get_preset(target)
@@ -77,7 +78,10 @@ def _image_backbone(card, args):
 
 def _fit_options(args):
     """Keras progress bars on a terminal, one line per epoch otherwise; --max-steps caps each epoch."""
-    return {"verbose": 1 if sys.stdout.isatty() else 2, **({"steps_per_epoch": args.max_steps} if args.max_steps else {})}
+    return {
+        "verbose": 1 if sys.stdout.isatty() else 2,
+        **({"steps_per_epoch": args.max_steps} if args.max_steps else {}),
+    }
 
 
 def _seed(args, recipe):
@@ -99,7 +103,7 @@ def _pretrain(args):
     import keras
 
     from keras_ssl import methods
-    from keras_ssl.export import export
+    from keras_ssl.bundle import export
 
     card, method_name = _resolve_pretrain_target(args.target)
     recipe = card.recipe if card else {}
@@ -108,7 +112,7 @@ def _pretrain(args):
         raise UsageError("Pass --data: a CIFAR-style .npz file or a TFDS dataset name (a text file for text methods).")
     if card is not None and not args.data and not os.path.exists(data_path):
         raise UsageError(f"The recipe's data {data_path} is not here; pass --data with its path.")
-    if method_name in TEXT_METHODS:
+    if method_name in methods.list_methods(data="text"):  # trained on a text file; the bundle carries the vocabulary
         return _pretrain_text(args, card, method_name, recipe, data_path)
     epochs = args.epochs or recipe.get("epochs", 1)
     batch_size = args.batch_size or recipe.get("batch_size", 256)
@@ -118,10 +122,21 @@ def _pretrain(args):
     encoder = _image_backbone(card, args)
     method = methods.get_method(method_name)(encoder, **recipe.get("method_config", {}))
     method.compile(learning_rate=learning_rate)
-    method.fit(images, batch_size=batch_size if not isinstance(images, str) else None, epochs=epochs, **_fit_options(args))
-    metadata = {"preset": card.name if card else None, "method": method_name,
-                "recipe": {**recipe, "data": data_path, "epochs": epochs, "batch_size": batch_size,
-                           "learning_rate": learning_rate, **({"steps_per_epoch": args.max_steps} if args.max_steps else {})}}
+    method.fit(
+        images, batch_size=batch_size if not isinstance(images, str) else None, epochs=epochs, **_fit_options(args)
+    )
+    metadata = {
+        "preset": card.name if card else None,
+        "method": method_name,
+        "recipe": {
+            **recipe,
+            "data": data_path,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            **({"steps_per_epoch": args.max_steps} if args.max_steps else {}),
+        },
+    }
     path = export(method, args.output, overwrite=args.overwrite, metadata=metadata)
     print(f"bundle: {path}")
     return EXIT_OK
@@ -134,7 +149,7 @@ def _pretrain_text(args, card, method_name, recipe, data_path):
     import keras
 
     from keras_ssl import backbones, data, methods
-    from keras_ssl.export import export
+    from keras_ssl.bundle import export
 
     config = dict(card.backbone["config"]) if card else {}
     seed = _seed(args, recipe)
@@ -152,20 +167,32 @@ def _pretrain_text(args, card, method_name, recipe, data_path):
             text = data.load_wikitext(data_path)
             tokenizer = data.WordPieceTokenizer.train(text, vocabulary_size=config.pop("vocabulary_size", 8000))
             ids = tokenizer.pack(text, max_length)
-            method = methods.MaskedLM(backbones.TransformerEncoder(tokenizer.vocabulary_size, **config),
-                                      **recipe.get("method_config", {}))
+            method = methods.MaskedLM(
+                backbones.TransformerEncoder(tokenizer.vocabulary_size, **config), **recipe.get("method_config", {})
+            )
             method.compile(learning_rate=args.learning_rate or recipe.get("learning_rate", 1e-3))
-            method.fit(ids, batch_size=args.batch_size or recipe.get("batch_size", 64),
-                       epochs=args.epochs or recipe.get("epochs", 1), **_fit_options(args))
+            method.fit(
+                ids,
+                batch_size=args.batch_size or recipe.get("batch_size", 64),
+                epochs=args.epochs or recipe.get("epochs", 1),
+                **_fit_options(args),
+            )
             encoder, assets = method.encoder, {"tokenizer.json": tokenizer.save(scratch)}
-        path = export(encoder, args.output, overwrite=args.overwrite, metadata=metadata, extra_assets=assets,
-                      input_shape=(max_length,) if method_name == "masked_lm" else None)
+        path = export(
+            encoder,
+            args.output,
+            overwrite=args.overwrite,
+            metadata=metadata,
+            extra_assets=assets,
+            input_shape=(max_length,) if method_name == "masked_lm" else None,
+        )
     print(f"bundle: {path}")
     return EXIT_OK
 
 
 def _evaluate(args):
-    from keras_ssl import data, evaluation, load
+    from keras_ssl import data, evaluation
+    from keras_ssl.presets import load
 
     encoder = load(args.model, trainable=False)
     (x_train, y_train), (x_test, y_test) = data.load_cifar10_npz(args.data)
@@ -174,8 +201,9 @@ def _evaluate(args):
         "model": args.model,
         "data": args.data,
         "knn": evaluation.knn_accuracy(encoder, x_train, y_train, x_test, y_test, k=args.k, temperature=0.1),
-        "linear_probe": evaluation.linear_probe(encoder, x_train[: args.linear_size], y_train[: args.linear_size], x_test,
-                                                y_test, max_iter=300),
+        "linear_probe": evaluation.linear_probe(
+            encoder, x_train[: args.linear_size], y_train[: args.linear_size], x_test, y_test, max_iter=300
+        ),
         "train_size": int(len(x_train)),
         "linear_size": int(min(args.linear_size, len(x_train))),
     }
@@ -188,12 +216,14 @@ def _evaluate(args):
 
 
 def _export(args):
-    from keras_ssl import load
-    from keras_ssl.export import export
+    from keras_ssl.bundle import export
+    from keras_ssl.presets import load
     from keras_ssl.presets.archive import make_archive
 
     model = load(args.model)
-    input_shape = tuple(None if d == "none" else int(d) for d in args.input_shape.split(",")) if args.input_shape else None
+    input_shape = (
+        tuple(None if d == "none" else int(d) for d in args.input_shape.split(",")) if args.input_shape else None
+    )
     if args.output.endswith((".tar.gz", ".tgz")):
         import tempfile
 
@@ -202,15 +232,20 @@ def _export(args):
         with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(args.output))) as staging:
             bundle = export(model, os.path.join(staging, "bundle"), input_shape=input_shape)
             sha256 = make_archive(bundle, args.output)
-        print(json.dumps({"file": os.path.basename(args.output), "sha256": sha256, "size": os.path.getsize(args.output)}))
+        print(
+            json.dumps({"file": os.path.basename(args.output), "sha256": sha256, "size": os.path.getsize(args.output)})
+        )
     else:
         print(f"bundle: {export(model, args.output, overwrite=args.overwrite, input_shape=input_shape)}")
     return EXIT_OK
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="keras-ssl", description="Self-supervised learning for Keras 3.",
-                                     epilog="Exit codes: 0 ok, 1 failure, 2 bad usage or unknown name, 130 interrupted.")
+    parser = argparse.ArgumentParser(
+        prog="keras-ssl",
+        description="Self-supervised learning for Keras 3.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 bad usage or unknown name, 130 interrupted.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     quick = commands.add_parser(
@@ -224,22 +259,30 @@ def build_parser():
     quick.add_argument("--fine-tune-epochs", type=int, default=30, help="fine-tuning epochs (default: 30)")
     quick.set_defaults(run=_quickstart)
 
-    listing = commands.add_parser("list", help="list the zoo's presets and the methods",
-                                  description="Lists the presets (name, method, weights) and the registered methods.")
+    listing = commands.add_parser(
+        "list",
+        help="list the zoo's presets and the methods",
+        description="Lists the presets (name, method, weights) and the registered methods.",
+    )
     listing.add_argument("--methods-only", action="store_true", help="list only the method names")
     listing.set_defaults(run=_list)
 
     pretrain = commands.add_parser(
-        "pretrain", help="pretrain an encoder by a preset's recipe or with a method's defaults",
+        "pretrain",
+        help="pretrain an encoder by a preset's recipe or with a method's defaults",
         description="Pretrains by a preset's recipe (`keras-ssl pretrain simclr_resnet18_cifar10 --data cifar10.npz`) "
-                    "or a method with a CIFAR-sized ResNet-18 (`keras-ssl pretrain byol --data cifar10.npz`), "
-                    "then exports the encoder as a bundle that `keras_ssl.load` reads. Text methods (masked_lm, "
-                    "word2vec) train on a text file and put their tokenizer.json / vocabulary.txt into the bundle's "
-                    "assets/keras_ssl/.")
+        "or a method with a CIFAR-sized ResNet-18 (`keras-ssl pretrain byol --data cifar10.npz`), "
+        "then exports the encoder as a bundle that `keras_ssl.load` reads. Text methods (masked_lm, "
+        "word2vec) train on a text file and put their tokenizer.json / vocabulary.txt into the bundle's "
+        "assets/keras_ssl/.",
+    )
     pretrain.add_argument("target", help="a preset name or alias, or a method name (keras-ssl list)")
-    pretrain.add_argument("--data", help="a CIFAR-style .npz (x_train uint8 NHWC) or a TFDS dataset name; a text "
-                                         "file (one sentence or paragraph per line) for masked_lm and word2vec; "
-                                         "default: the recipe's data")
+    pretrain.add_argument(
+        "--data",
+        help="a CIFAR-style .npz (x_train uint8 NHWC) or a TFDS dataset name; a text "
+        "file (one sentence or paragraph per line) for masked_lm and word2vec; "
+        "default: the recipe's data",
+    )
     pretrain.add_argument("--output", required=True, help="the bundle directory to write")
     pretrain.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --output")
     pretrain.add_argument("--epochs", type=int, default=None, help="default: the recipe's (1 for a method)")
@@ -252,8 +295,11 @@ def build_parser():
     pretrain.set_defaults(run=_pretrain)
 
     evaluate = commands.add_parser(
-        "evaluate", help="kNN and linear-probe accuracy of an image encoder on CIFAR-10",
-        description="Loads a preset, bundle or archive and prints test kNN (k=200, T=0.1) and linear-probe accuracy as JSON.")
+        "evaluate",
+        help="kNN and linear-probe accuracy of an image encoder on CIFAR-10",
+        description="Loads a preset, bundle or archive and prints test kNN (k=200, T=0.1) and linear-probe "
+        "accuracy as JSON.",
+    )
     evaluate.add_argument("model", help="a preset name, bundle directory, archive or URL")
     evaluate.add_argument("--data", required=True, help="a CIFAR-10 .npz (x_train, y_train, x_test, y_test)")
     evaluate.add_argument("--k", type=int, default=200)
@@ -263,13 +309,16 @@ def build_parser():
     evaluate.set_defaults(run=_evaluate)
 
     exporting = commands.add_parser(
-        "export", help="write a preset or bundle as a servable bundle directory or a .tar.gz archive",
+        "export",
+        help="write a preset or bundle as a servable bundle directory or a .tar.gz archive",
         description="Loads a model (preset, bundle, archive, URL) and writes it as a bundle directory, or as a "
-                    "deterministic .tar.gz archive (prints its sha256 and size for a zoo card).")
+        "deterministic .tar.gz archive (prints its sha256 and size for a zoo card).",
+    )
     exporting.add_argument("model", help="a preset name, bundle directory, archive or URL")
     exporting.add_argument("output", help="a bundle directory, or a path ending in .tar.gz")
-    exporting.add_argument("--input-shape", help="fixed serving input shape, e.g. 32,32,3 or 128 (needed under JAX "
-                                                 "for open-size models)")
+    exporting.add_argument(
+        "--input-shape", help="fixed serving input shape, e.g. 32,32,3 or 128 (needed under JAX for open-size models)"
+    )
     exporting.add_argument("--overwrite", action="store_true")
     exporting.set_defaults(run=_export)
     return parser

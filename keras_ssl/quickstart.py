@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from keras_ssl import augment, backbones, evaluation, methods
-from keras_ssl.export import export, load_bundle
+from keras_ssl.bundle import export, load_bundle
 
 # Why these values: a 3-stage ConvNet is ample for 8x8 digits and trains at
 # hundreds of images/s on 2 CPU cores; crops down to 30% of the area and mild
@@ -89,23 +89,42 @@ def run(output="quickstart_report", epochs=80, seeds=(0, 1), fine_tune_epochs=30
         f"[bold]keras_ssl quickstart[/bold]: SimCLR on scikit-learn digits "
         f"({len(x_train)} train / {len(x_test)} held-out images, backend {keras.backend.backend()})"
     )
-    results = {"settings": dict(epochs=epochs, seeds=list(seeds), filters=FILTERS, crop_scale=CROP_SCALE,
-                                temperature=TEMPERATURE, batch_size=BATCH_SIZE, knn_k=KNN_K,
-                                fine_tune_epochs=fine_tune_epochs, backend=keras.backend.backend()),
-               "seeds": {}}
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"), TimeElapsedColumn())
+    results = {
+        "settings": dict(
+            epochs=epochs,
+            seeds=list(seeds),
+            filters=FILTERS,
+            crop_scale=CROP_SCALE,
+            temperature=TEMPERATURE,
+            batch_size=BATCH_SIZE,
+            knn_k=KNN_K,
+            fine_tune_epochs=fine_tune_epochs,
+            backend=keras.backend.backend(),
+        ),
+        "seeds": {},
+    }
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[loss]}"),
+        TimeElapsedColumn(),
+    )
     encoders = {}
     with Progress(*columns, console=console) as progress:
         for seed in seeds:
             keras.utils.set_random_seed(seed)
             encoder = new_encoder()
             random_scores = _scores(encoder, split)
-            method = methods.SimCLR(encoder, augmenter=digits_augmenter(seed), projection_dim=64, temperature=TEMPERATURE)
+            method = methods.SimCLR(
+                encoder, augmenter=digits_augmenter(seed), projection_dim=64, temperature=TEMPERATURE
+            )
             method.compile(learning_rate=3e-3)
             task = progress.add_task(f"pretrain seed {seed}", total=epochs, loss="")
             t0 = time.perf_counter()
-            history = method.fit(x_train, batch_size=BATCH_SIZE, epochs=epochs, verbose=0,
-                                 callbacks=[_EpochProgress(progress, task)])
+            history = method.fit(
+                x_train, batch_size=BATCH_SIZE, epochs=epochs, verbose=0, callbacks=[_EpochProgress(progress, task)]
+            )
             results["seeds"][seed] = {
                 "random_init": random_scores,
                 "pretrained": _scores(encoder, split),
@@ -115,10 +134,16 @@ def run(output="quickstart_report", epochs=80, seeds=(0, 1), fine_tune_epochs=30
             encoders[seed] = encoder
 
         task = progress.add_task("export, reload, fine-tune", total=2, loss="")
-        bundle = export(encoders[seeds[0]], os.path.join(output, "encoder_bundle"), overwrite=True,
-                        metadata={"trained_on": "scikit-learn digits (train split)", "method": "SimCLR"})
+        bundle = export(
+            encoders[seeds[0]],
+            os.path.join(output, "encoder_bundle"),
+            overwrite=True,
+            metadata={"trained_on": "scikit-learn digits (train split)", "method": "SimCLR"},
+        )
         reloaded = load_bundle(bundle)
-        same = np.allclose(reloaded.predict(x_test[:32], verbose=0), encoders[seeds[0]].predict(x_test[:32], verbose=0), atol=1e-5)
+        same = np.allclose(
+            reloaded.predict(x_test[:32], verbose=0), encoders[seeds[0]].predict(x_test[:32], verbose=0), atol=1e-5
+        )
         fine_tuned = _classifier(reloaded)
         fine_tuned.fit(x_train, y_train, batch_size=64, epochs=fine_tune_epochs, verbose=0)
         progress.update(task, advance=1)
@@ -173,8 +198,10 @@ def _print_table(results, console):
         table.add_row(str(seed), arm.replace("_", " "), f"{knn:.3f}", f"{linear:.3f}")
     console.print(table)
     ft = results["fine_tune"]
-    console.print(f"fine-tuned from the reloaded bundle: {ft['pretrained_then_fine_tuned']:.3f}   "
-                  f"same network from scratch: {ft['from_scratch']:.3f}")
+    console.print(
+        f"fine-tuned from the reloaded bundle: {ft['pretrained_then_fine_tuned']:.3f}   "
+        f"same network from scratch: {ft['from_scratch']:.3f}"
+    )
 
 
 def _plots(results, encoder, split, output):
@@ -213,7 +240,9 @@ def _plots(results, encoder, split, output):
         means = [np.mean([s[arm][m] for s in results["seeds"].values()]) for m in metrics]
         lows = [means[j] - min(s[arm][m] for s in results["seeds"].values()) for j, m in enumerate(metrics)]
         highs = [max(s[arm][m] for s in results["seeds"].values()) - means[j] for j, m in enumerate(metrics)]
-        bars = ax.bar(np.arange(2) + i * width, means, width, yerr=[lows, highs], capsize=4, label=arm.replace("_", " "))
+        bars = ax.bar(
+            np.arange(2) + i * width, means, width, yerr=[lows, highs], capsize=4, label=arm.replace("_", " ")
+        )
         ax.bar_label(bars, fmt="%.3f", padding=3, fontsize=8)
     ax.set_xticks(np.arange(2) + width / 2, [f"kNN (k={KNN_K})", "linear probe"])
     ax.set(ylim=(0.5, 1.05), ylabel="held-out accuracy", title="Pretrained vs random init (bars: seed range)")
@@ -234,11 +263,17 @@ def _write_report(results, output):
         "",
         f"| seed | encoder | kNN (k={s['knn_k']}) | linear probe |",
         "| --- | --- | --- | --- |",
-        *[f"| {seed} | {arm.replace('_', ' ')} | {knn:.3f} | {linear:.3f} |" for seed, arm, knn, linear in _rows(results)],
+        *[
+            f"| {seed} | {arm.replace('_', ' ')} | {knn:.3f} | {linear:.3f} |"
+            for seed, arm, knn, linear in _rows(results)
+        ],
         "",
         "| metric | mean gain of pretraining | largest spread between seeds | gain > spread |",
         "| --- | --- | --- | --- |",
-        *[f"| {k} | {v['gain']:+.3f} | {v['seed_spread']:.3f} | {'yes' if v['gain_exceeds_spread'] else 'no'} |" for k, v in m.items()],
+        *[
+            f"| {k} | {v['gain']:+.3f} | {v['seed_spread']:.3f} | {'yes' if v['gain_exceeds_spread'] else 'no'} |"
+            for k, v in m.items()
+        ],
         "",
         "![accuracy](accuracy.png)",
         "",

@@ -10,8 +10,8 @@ import pytest
 
 import keras_ssl
 from keras_ssl import cli
-from keras_ssl.presets.cache import sha256_file
 from keras_ssl.testing import REPO_ROOT, cifar10_sample
+from keras_ssl.utils.files import sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,13 @@ def test_unknown_names_are_usage_errors_with_close_matches(capsys):
 
 
 def test_bad_usage_exits_2_from_a_real_process():
-    result = subprocess.run([sys.executable, "-m", "keras_ssl.cli", "evaluate"], capture_output=True, text=True,
-                            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_ssl.cli", "evaluate"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
     assert result.returncode == 2 and "--data" in result.stderr
 
 
@@ -99,8 +104,25 @@ def test_pretrain_text_methods_ship_their_vocabulary(tiny_text, tmp_path, capsys
     from keras_ssl import data
 
     bundle = str(tmp_path / "mlm")
-    assert cli.main(["pretrain", "masked_lm", "--data", tiny_text, "--output", bundle, "--epochs", "1", "--max-steps", "2",
-                     "--batch-size", "8"]) == cli.EXIT_OK
+    assert (
+        cli.main(
+            [
+                "pretrain",
+                "masked_lm",
+                "--data",
+                tiny_text,
+                "--output",
+                bundle,
+                "--epochs",
+                "1",
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "8",
+            ]
+        )
+        == cli.EXIT_OK
+    )
     tokenizer = data.WordPieceTokenizer.load(bundle)  # found in the bundle's assets/keras_ssl/
     encoder = keras_ssl.load(bundle)
     hidden = encoder.predict(tokenizer.encode(["the game was released in japan"], max_length=128), verbose=0)

@@ -13,8 +13,9 @@ import pytest
 
 import keras_ssl
 from keras_ssl import backbones, methods
-from keras_ssl.export import ASSETS, CONFIG, METADATA, WEIGHTS, read_metadata
+from keras_ssl.bundle import read_metadata
 from keras_ssl.testing import REPO_ROOT
+from keras_ssl.utils.bundle_layout import ASSETS, CONFIG, METADATA, WEIGHTS
 
 
 def tiny_encoder():
@@ -64,7 +65,8 @@ def test_saved_model_serves_the_same_outputs_in_a_fresh_process(tmp_path):
     )
     subprocess.run(
         [sys.executable, "-c", script, str(tmp_path / "bundle"), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-        check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        check=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), encoder.predict(x, verbose=0), atol=1e-5)
 
@@ -110,7 +112,18 @@ def test_load_of_a_missing_or_foreign_directory(tmp_path):
 def test_the_package_installs_without_editable_mode(tmp_path):
     # `pip install .` must ship every module and the zoo cards, not only `-e`.
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(tmp_path), str(REPO_ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(tmp_path),
+            str(REPO_ROOT),
+        ],
         check=True,
     )
     installed = tmp_path / "keras_ssl"
@@ -119,7 +132,7 @@ def test_the_package_installs_without_editable_mode(tmp_path):
 
 
 # Safe loading: crafted bundles are copies of one tiny exported Dense model with an edited file.
-export_module = importlib.import_module("keras_ssl.export")
+export_module = importlib.import_module("keras_ssl.bundle")
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +155,9 @@ def crafted(dense_bundle, tmp_path, edit_config=None, metadata_text=None):
 
 def lambda_config(config):
     inputs = keras.Input((4,))
-    return keras.saving.serialize_keras_object(keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2, name="sneaky")(inputs)))
+    return keras.saving.serialize_keras_object(
+        keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2, name="sneaky")(inputs))
+    )
 
 
 def dense_layer(config):
@@ -186,7 +201,9 @@ def test_the_untouched_crafting_bundle_loads(dense_bundle, tmp_path):
 )
 def test_unsafe_configs_are_refused_before_deserialising(dense_bundle, tmp_path, monkeypatch, edit, message):
     path = crafted(dense_bundle, tmp_path, edit_config=edit)
-    monkeypatch.setattr(keras.saving, "deserialize_keras_object", lambda *a, **k: pytest.fail("deserialised an unsafe config"))
+    monkeypatch.setattr(
+        keras.saving, "deserialize_keras_object", lambda *a, **k: pytest.fail("deserialised an unsafe config")
+    )
     with pytest.raises(export_module.UnsafeBundleError, match=message):
         export_module.load_bundle(path)
 
@@ -206,13 +223,20 @@ def test_oversized_and_malformed_configs_are_refused(dense_bundle, tmp_path, mon
 def test_metadata_with_a_bad_sha_is_refused(dense_bundle, tmp_path):
     metadata = json.loads((dense_bundle / ASSETS / METADATA).read_text())
     path = crafted(dense_bundle, tmp_path, metadata_text=json.dumps({**metadata, "weights_sha256": "ABC"}))
-    with pytest.raises(export_module.InvalidBundleError, match="weights_sha256 to be 64 lowercase hex digits. Received: 'ABC'"):
+    with pytest.raises(
+        export_module.InvalidBundleError, match="weights_sha256 to be 64 lowercase hex digits. Received: 'ABC'"
+    ):
         export_module.load_bundle(path)
     with pytest.raises(export_module.InvalidBundleError, match="weights_sha256"):
         read_metadata(path)
 
 
-VALID_METADATA = {"format": "keras_ssl.bundle/1", "weights_sha256": "0" * 64, "input_shape": [None, 4], "output_shape": [None, 3]}
+VALID_METADATA = {
+    "format": "keras_ssl.bundle/1",
+    "weights_sha256": "0" * 64,
+    "input_shape": [None, 4],
+    "output_shape": [None, 3],
+}
 
 
 @pytest.mark.parametrize(
@@ -240,7 +264,9 @@ def test_parse_metadata_refuses_anything_but_the_documented_shape(text, message)
 
 def test_parse_metadata_accepts_what_export_writes(dense_bundle):
     assert export_module.parse_metadata(json.dumps(VALID_METADATA)) == VALID_METADATA
-    assert export_module.parse_metadata(json.dumps({**VALID_METADATA, "input_shape": [[None, 4], [None, 2]]}))["input_shape"][1] == [None, 2]
+    assert export_module.parse_metadata(json.dumps({**VALID_METADATA, "input_shape": [[None, 4], [None, 2]]}))[
+        "input_shape"
+    ][1] == [None, 2]
     metadata = export_module.parse_metadata((dense_bundle / ASSETS / METADATA).read_bytes())
     assert metadata == read_metadata(dense_bundle) and metadata["output_shape"] == [None, 3]
 
@@ -261,9 +287,10 @@ def all_backbones():
 
 def test_every_backbone_config_passes_check_config_safe():
     registered = set()
-    for name, model in all_backbones().items():
+    for model in all_backbones().values():
         config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
         export_module.check_config_safe(config)
         registered |= set(re.findall(r'"registered_name": "(keras_ssl>\w+)"', json.dumps(config)))
-    # The custom layers are keras_ssl registrations, which the check lets through.
-    assert {"keras_ssl>TransformerBlock", "keras_ssl>PatchEmbedding", "keras_ssl>PaddingMask"} <= registered
+    # The Transformer backbones are keras_ssl registrations (their config is their arguments), which the check lets
+    # through.
+    assert {"keras_ssl>ViT", "keras_ssl>TransformerEncoder"} <= registered

@@ -7,9 +7,18 @@ from keras_ssl import cli
 
 def test_quickstart_writes_the_report(tmp_path):
     # A short run (2 epochs, 1 seed): checks the whole pipeline, not the accuracy.
-    code = cli.main(["quickstart", "--output", str(tmp_path), "--epochs", "2", "--seeds", "0", "--fine-tune-epochs", "1"])
+    code = cli.main(
+        ["quickstart", "--output", str(tmp_path), "--epochs", "2", "--seeds", "0", "--fine-tune-epochs", "1"]
+    )
     assert code == 0
-    for name in ("report.md", "results.json", "loss.png", "embeddings.png", "accuracy.png", "encoder_bundle/saved_model.pb"):
+    for name in (
+        "report.md",
+        "results.json",
+        "loss.png",
+        "embeddings.png",
+        "accuracy.png",
+        "encoder_bundle/saved_model.pb",
+    ):
         assert (tmp_path / name).is_file(), name
     results = json.loads((tmp_path / "results.json").read_text())
     scores = results["seeds"]["0"]

@@ -27,22 +27,15 @@ def to_unit_float(images):
     shape = tuple(images.shape)
     if len(shape) != 4:
         raise ValueError(
-            "Expected a batch of images of rank 4 (batch, height, width, channels). "
-            f"Received: shape={shape}"
+            f"Expected a batch of images of rank 4 (batch, height, width, channels). Received: shape={shape}"
         )
     if shape[-1] not in (1, 3):
-        raise ValueError(
-            "Expected 1 (grayscale) or 3 (RGB) channels in the last axis (NHWC). "
-            f"Received: shape={shape}"
-        )
+        raise ValueError(f"Expected 1 (grayscale) or 3 (RGB) channels in the last axis (NHWC). Received: shape={shape}")
     dtype = keras.backend.standardize_dtype(images.dtype)
     if dtype == "uint8":
         return ops.cast(images, _FLOAT) / 255.0
     if "float" not in dtype:
-        raise ValueError(
-            "Expected uint8 images in [0, 255] or float images in [0, 1]. "
-            f"Received: dtype={dtype}"
-        )
+        raise ValueError(f"Expected uint8 images in [0, 255] or float images in [0, 1]. Received: dtype={dtype}")
     return ops.cast(images, _FLOAT)
 
 
@@ -392,7 +385,7 @@ class MultiViewAugmenter(layers.Layer):
         views = config.pop("views")
         if sources is not None:
             built = {}
-            for i, s in enumerate(sources):
+            for s in sources:
                 if s not in built:
                     v = views[s]
                     built[s] = keras.saving.deserialize_keras_object(v) if isinstance(v, dict) else v
@@ -473,11 +466,23 @@ def multicrop_augmenter(image_size=32, num_local=4, local_size=None, seed=None):
     def sub_seed(i):
         return None if seed is None else seed + 100 * i
 
-    global1 = ImageAugmenter(crop_scale=(0.4, 1.0), blur_probability=0.0 if small else 1.0, seed=sub_seed(1), name="dino_global1", **common)
+    global1 = ImageAugmenter(
+        crop_scale=(0.4, 1.0), blur_probability=0.0 if small else 1.0, seed=sub_seed(1), name="dino_global1", **common
+    )
     global2 = ImageAugmenter(
-        crop_scale=(0.4, 1.0), blur_probability=0.0 if small else 0.1, solarize_probability=0.2, seed=sub_seed(2), name="dino_global2", **common
+        crop_scale=(0.4, 1.0),
+        blur_probability=0.0 if small else 0.1,
+        solarize_probability=0.2,
+        seed=sub_seed(2),
+        name="dino_global2",
+        **common,
     )
     local = ImageAugmenter(
-        crop_scale=(0.05, 0.4), size=(local_size, local_size), blur_probability=0.0 if small else 0.5, seed=sub_seed(3), name="dino_local", **common
+        crop_scale=(0.05, 0.4),
+        size=(local_size, local_size),
+        blur_probability=0.0 if small else 0.5,
+        seed=sub_seed(3),
+        name="dino_local",
+        **common,
     )
     return MultiViewAugmenter([global1, global2] + [local] * num_local, name="multicrop_augmenter")

@@ -7,4 +7,16 @@ from keras_ssl.backbones.resnet import ResNet, ResNet18, ResNet34, ResNet50
 from keras_ssl.backbones.transformer import TEXT_SIZES, TransformerEncoder
 from keras_ssl.backbones.vit import VIT_SIZES, ViT
 
-__all__ = ["ConvNet", "MLP", "ResNet", "ResNet18", "ResNet34", "ResNet50", "TEXT_SIZES", "TransformerEncoder", "VIT_SIZES", "ViT", "mirror_decoder"]
+__all__ = [
+    "ConvNet",
+    "MLP",
+    "ResNet",
+    "ResNet18",
+    "ResNet34",
+    "ResNet50",
+    "TEXT_SIZES",
+    "TransformerEncoder",
+    "VIT_SIZES",
+    "ViT",
+    "mirror_decoder",
+]

@@ -24,9 +24,7 @@ def ConvNet(filters=(32, 64, 128), input_shape=(None, None, 3), name="convnet"):
     for f in filters:
         check_positive("filters", f)
     if len(input_shape) != 3:
-        raise ValueError(
-            f"`input_shape` must be (height, width, channels). Received: input_shape={input_shape}"
-        )
+        raise ValueError(f"`input_shape` must be (height, width, channels). Received: input_shape={input_shape}")
     inputs = keras.Input(shape=input_shape, name="images")
     x = layers.Rescaling(scale=4.0, offset=-2.0, name="normalize")(inputs)
     for stage, f in enumerate(filters):

@@ -70,10 +70,7 @@ def ResNet(depth=18, stem="cifar", width=1.0, input_shape=(None, None, 3), name=
     check_choice("stem", stem, ("cifar", "imagenet"))
     check_positive("width", width)
     if len(input_shape) != 3:
-        raise ValueError(
-            "`input_shape` must be (height, width, channels). "
-            f"Received: input_shape={input_shape}"
-        )
+        raise ValueError(f"`input_shape` must be (height, width, channels). Received: input_shape={input_shape}")
     blocks, bottleneck = _DEPTHS[depth]
     base = max(1, int(round(64 * width)))
 

@@ -58,8 +58,13 @@ def check_vectors(vectors, name="inputs"):
     return x
 
 
-def check_token_ids(token_ids, name="token_ids"):
-    """Checks a (num_sequences, length) array of non-negative integer ids; returns it as int32."""
+def check_token_ids(token_ids, name="token_ids", vocabulary_size=None, max_length=None):
+    """Checks a (num_sequences, length) array of integer ids; returns it as int32.
+
+    Ids must lie in [0, vocabulary_size) when a size is given (an embedding
+    lookup out of range returns NaN on JAX and fails deep inside TensorFlow),
+    and sequences may hold at most `max_length` tokens when that is given.
+    """
     x = np.asarray(token_ids)
     if x.ndim != 2:
         raise ValueError(f"Expected `{name}` of rank 2 (num_sequences, length). Received: shape={x.shape}")
@@ -67,8 +72,17 @@ def check_token_ids(token_ids, name="token_ids"):
         raise ValueError(f"`{name}` is empty. Received: shape={x.shape}")
     if not np.issubdtype(x.dtype, np.integer):
         raise ValueError(f"Expected integer `{name}`. Received: dtype={x.dtype}")
-    if x.min() < 0:
-        raise ValueError(f"Token ids must be >= 0. Received a minimum of {int(x.min())}")
+    if max_length and x.shape[1] > max_length:
+        raise ValueError(
+            f"Expected sequences of at most {max_length} tokens (the encoder's maximum). Received: {x.shape[1]}"
+        )
+    low, high = int(x.min()), int(x.max())
+    if low < 0 or (vocabulary_size is not None and high >= vocabulary_size):
+        upper = f"{vocabulary_size}" if vocabulary_size is not None else "inf"
+        raise ValueError(
+            f"Token ids must lie in [0, {upper}). Received ids in [{low}, {high}] in `{name}` "
+            "(ids index the vocabulary)"
+        )
     return x.astype("int32", copy=False)
 
 
@@ -78,34 +92,69 @@ def to_float_images(images):
     return x.astype("float32") / 255.0 if x.dtype == np.uint8 else x.astype("float32", copy=False)
 
 
+def draw_seed():
+    """A seed for data shuffling drawn from NumPy's global generator, which `keras.utils.set_random_seed` seeds."""
+    return int(np.random.randint(0, 2**31 - 1))
+
+
 class ArrayBatches(keras.utils.PyDataset):
-    """Shuffled full batches of an in-memory array, reshuffled every epoch.
+    """Shuffled full batches of an in-memory array, in an order fixed by `(seed, epoch)`.
 
     The last partial batch is dropped, so contrastive losses always see
-    `batch_size` images (a batch of one has no negatives).
+    `batch_size` images (a batch of one has no negatives). Epoch `e` visits the
+    rows in the permutation drawn from `numpy.random.default_rng([seed, e])`,
+    so the order does not depend on how many epochs ran before in this
+    process: a resumed run, or another worker, draws the same batches.
+    `Method.fit` tells it the epoch (`set_position`) as each epoch begins.
+
+    Args:
+        images: the array (its first axis indexes samples).
+        batch_size: rows per batch.
+        shuffle: draw a new permutation each epoch (else the array's order).
+        seed: the shuffling seed; default: drawn from NumPy's global generator,
+            so `keras.utils.set_random_seed` makes it reproducible.
+        row_indices: yield `(images, rows)`, the rows each batch came from.
     """
 
-    def __init__(self, images, batch_size, shuffle=True, seed=None, **kwargs):
+    def __init__(self, images, batch_size, shuffle=True, seed=None, row_indices=False, **kwargs):
         super().__init__(**kwargs)
         self.images = images
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
-        self._rng = np.random.default_rng(seed)
-        self._order = np.arange(len(images))
-        self.on_epoch_end()
+        self.seed = draw_seed() if seed is None else int(seed)
+        self.row_indices = row_indices
+        self.epoch, self.first_step = 0, 0
+        self._orders = {}
 
-    def __len__(self):
+    @property
+    def steps_per_epoch(self):
         return len(self.images) // self.batch_size
 
+    def __len__(self):
+        return self.steps_per_epoch - self.first_step
+
+    def set_position(self, epoch, first_step=0):
+        """Serves epoch `epoch` from its batch `first_step` on (a resumed epoch skips what it already trained)."""
+        if not 0 <= first_step < self.steps_per_epoch:
+            raise ValueError(f"first_step must be in [0, {self.steps_per_epoch}). Received: {first_step}")
+        self.epoch, self.first_step = int(epoch), int(first_step)
+
+    def order(self, epoch):
+        """The row order of epoch `epoch`."""
+        if epoch not in self._orders:
+            rows = np.arange(len(self.images))
+            if self.shuffle:
+                rows = np.random.default_rng([self.seed, epoch]).permutation(rows)
+            self._orders = {epoch: rows}  # only the current epoch's order is kept
+        return self._orders[epoch]
+
     def rows(self, index):
-        """The sorted array rows of batch `index` in the current epoch's order."""
-        if index >= len(self):
+        """The sorted array rows of batch `index` (counted from `first_step`) of the current epoch."""
+        if not 0 <= index < len(self):
             raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
-        return np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
+        start = (index + self.first_step) * self.batch_size
+        return np.sort(self.order(self.epoch)[start : start + self.batch_size])
 
     def __getitem__(self, index):
-        return self.images[self.rows(index)]
-
-    def on_epoch_end(self):
-        if self.shuffle:
-            self._rng.shuffle(self._order)
+        rows = self.rows(index)
+        return (self.images[rows], rows.astype("int32")) if self.row_indices else self.images[rows]

@@ -21,6 +21,35 @@ def _batch_too_small(method_name, min_batch_size, received):
     )
 
 
+def check_replica_batch(batch_size, num_replicas, min_batch_size, method_name):
+    """Raises unless a global batch splits evenly over the replicas into batches the method can train on."""
+    if num_replicas <= 1 or batch_size is None:
+        return
+    if batch_size % num_replicas:
+        lower, upper = batch_size - batch_size % num_replicas, batch_size + num_replicas - batch_size % num_replicas
+        raise ValueError(
+            f"The global batch ({batch_size}) must divide evenly over the {num_replicas} replicas. "
+            f"Use a multiple of {num_replicas}, e.g. {lower or upper} or {upper}."
+        )
+    if batch_size // num_replicas < min_batch_size:
+        raise ValueError(
+            f"{method_name} needs at least {min_batch_size} samples per replica, but a global batch of {batch_size} "
+            f"over {num_replicas} replicas gives {batch_size // num_replicas}. Use a global batch of at least "
+            f"{min_batch_size * num_replicas}."
+        )
+
+
+def first_batch_shape(data):
+    """The shape of the first batch's inputs (images of `images` or `(images, ...)`)."""
+    if _is_tf_dataset(data):
+        spec = data.element_spec
+        spec = spec[0] if isinstance(spec, (tuple, list)) else spec
+        return tuple(spec.shape)
+    first = data[0]
+    first = first[0] if isinstance(first, (tuple, list)) else first
+    return tuple(np.shape(first))
+
+
 def tfds_images(name, split="train", data_dir=None, batch_size=DEFAULT_BATCH_SIZE, download=False, shuffle=True):
     """Batched images (labels dropped) of a TensorFlow Datasets dataset.
 
@@ -37,7 +66,7 @@ def tfds_images(name, split="train", data_dir=None, batch_size=DEFAULT_BATCH_SIZ
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def _check_tf_dataset(ds, min_batch_size, method_name, input_kind="images"):
+def _check_tf_dataset(ds, min_batch_size, method_name, input_kind="images", num_replicas=1):
     import tensorflow as tf
 
     spec = ds.element_spec
@@ -56,15 +85,23 @@ def _check_tf_dataset(ds, min_batch_size, method_name, input_kind="images"):
             raise ValueError(f"Expected numeric vectors. Received: dtype={spec.dtype.name}")
     elif input_kind == "tokens":
         if len(shape) != 2 or shape[1] is None:
-            raise ValueError(f"Expected batches of token ids of shape (batch, length) with a fixed length. Received element shape {shape}")
+            raise ValueError(
+                "Expected batches of token ids of shape (batch, length) with a fixed length. "
+                f"Received element shape {shape}"
+            )
         if not spec.dtype.is_integer:
             raise ValueError(f"Expected integer token ids. Received: dtype={spec.dtype.name}")
     elif len(shape) == 3:
-        raise ValueError(f"Expected a batched dataset of (batch, height, width, channels). Received element shape {shape}: call .batch() on it.")
+        raise ValueError(
+            "Expected a batched dataset of (batch, height, width, channels). "
+            f"Received element shape {shape}: call .batch() on it."
+        )
     elif len(shape) != 4 or shape[-1] not in (1, 3):
         raise ValueError(f"Expected batches of shape (batch, height, width, 1 or 3). Received element shape {shape}")
     if input_kind == "images" and spec.dtype not in (tf.uint8, tf.float16, tf.bfloat16, tf.float32, tf.float64):
-        raise ValueError(f"Expected uint8 images in [0, 255] or float images in [0, 1]. Received: dtype={spec.dtype.name}")
+        raise ValueError(
+            f"Expected uint8 images in [0, 255] or float images in [0, 1]. Received: dtype={spec.dtype.name}"
+        )
     batch = shape[0]
     if batch is None and min_batch_size > 1:
         # Unknown static batch size (no drop_remainder): look at the first batch.
@@ -73,6 +110,7 @@ def _check_tf_dataset(ds, min_batch_size, method_name, input_kind="images"):
             batch = int((first[0] if isinstance(first, (tuple, list)) else first).shape[0])
     if batch is not None and batch < min_batch_size:
         raise _batch_too_small(method_name, min_batch_size, f"batch size {batch}")
+    check_replica_batch(batch, num_replicas, min_batch_size, method_name)
     cardinality = int(ds.cardinality())
     if cardinality == 0:
         raise ValueError("The dataset is empty (0 batches). Received: an empty tf.data.Dataset")
@@ -81,12 +119,23 @@ def _check_tf_dataset(ds, min_batch_size, method_name, input_kind="images"):
 
 
 def prepare_pretraining_data(
-    x, batch_size=None, min_batch_size=1, method_name="This method", shuffle=True, seed=None, input_kind="images"
+    x,
+    batch_size=None,
+    min_batch_size=1,
+    method_name="This method",
+    shuffle=True,
+    seed=None,
+    input_kind="images",
+    row_indices=False,
+    num_replicas=1,
 ):
     """Validates pretraining input; returns `(data_for_fit, steps_per_epoch, input_shape)`.
 
     `input_kind` is "images" (NHWC, uint8 or float in [0, 1]), "vectors"
-    (rank 2, finite numbers) or "tokens" (rank 2, integer ids).
+    (rank 2, finite numbers) or "tokens" (rank 2, integer ids). Arrays become
+    `ArrayBatches` (yielding `(inputs, rows)` with `row_indices`). The global
+    batch must split evenly over `num_replicas` into per-replica batches of
+    at least `min_batch_size`. `input_shape` is None when only a batch can tell.
     """
     import keras
 
@@ -98,9 +147,13 @@ def prepare_pretraining_data(
     if _is_tf_dataset(x):
         if batch_size is not None:
             raise ValueError("Do not pass `batch_size` with a tf.data.Dataset: batch the dataset instead.")
-        steps, shape = _check_tf_dataset(x, min_batch_size, method_name, input_kind)
+        if row_indices:
+            raise ValueError(f"{method_name} needs an in-memory array. Received: a tf.data.Dataset")
+        steps, shape = _check_tf_dataset(x, min_batch_size, method_name, input_kind, num_replicas)
         return x, steps, shape
     if isinstance(x, keras.utils.PyDataset):
+        if row_indices:
+            raise ValueError(f"{method_name} needs an in-memory array. Received: a PyDataset")
         return x, len(x), None
     if isinstance(x, (tuple, list)) and len(x) == 2 and not np.isscalar(x[0]):
         x = x[0]  # (images, labels): labels are not used for pretraining
@@ -112,5 +165,6 @@ def prepare_pretraining_data(
     if len(images) < min_batch_size:
         raise _batch_too_small(method_name, min_batch_size, f"{len(images)} image(s) in total")
     batch_size = min(batch_size, len(images))
-    batches = ArrayBatches(images, batch_size, shuffle=shuffle, seed=seed)
+    check_replica_batch(batch_size, num_replicas, min_batch_size, method_name)
+    batches = ArrayBatches(images, batch_size, shuffle=shuffle, seed=seed, row_indices=row_indices)
     return batches, len(batches), images.shape[1:]

@@ -32,7 +32,9 @@ def load_sst2(path):
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader, None)
         if header != ["sentence", "label"]:
-            raise ValueError(f"Expected a labelled SST-2 file with the header sentence<TAB>label. Received header {header} in {path}")
+            raise ValueError(
+                f"Expected a labelled SST-2 file with the header sentence<TAB>label. Received header {header} in {path}"
+            )
         for number, row in enumerate(reader, start=2):
             if len(row) != 2 or row[1] not in ("0", "1"):
                 raise ValueError(f"{path}, line {number}: expected a sentence and a 0/1 label. Received: {row!r}")

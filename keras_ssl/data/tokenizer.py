@@ -10,9 +10,11 @@ import os
 
 import numpy as np
 
+from keras_ssl.utils.bundle_layout import ASSETS, TOKENIZER_FILE
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(len(SPECIAL_TOKENS))
-TOKENIZER_FILE = "tokenizer.json"
+FIRST_WORD_ID = len(SPECIAL_TOKENS)  # ids below it are padding and special tokens
 MAX_TOKENIZER_BYTES = 64 * 2**20
 
 
@@ -34,7 +36,9 @@ class WordPieceTokenizer:
         from tokenizers import processors
 
         tokenizer.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", CLS_ID), ("[SEP]", SEP_ID)]
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", CLS_ID), ("[SEP]", SEP_ID)],
         )
         self._tokenizer = tokenizer
 
@@ -44,13 +48,17 @@ class WordPieceTokenizer:
         from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
         if vocabulary_size <= len(SPECIAL_TOKENS):
-            raise ValueError(f"`vocabulary_size` must exceed the {len(SPECIAL_TOKENS)} special tokens. Received: {vocabulary_size}")
+            raise ValueError(
+                f"`vocabulary_size` must exceed the {len(SPECIAL_TOKENS)} special tokens. Received: {vocabulary_size}"
+            )
         tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tokenizer.decoder = decoders.WordPiece()
         trainer = trainers.WordPieceTrainer(
-            vocab_size=int(vocabulary_size), min_frequency=int(min_frequency), special_tokens=list(SPECIAL_TOKENS),
+            vocab_size=int(vocabulary_size),
+            min_frequency=int(min_frequency),
+            special_tokens=list(SPECIAL_TOKENS),
             show_progress=False,
         )
         if isinstance(corpus, (str, os.PathLike)):
@@ -70,8 +78,6 @@ class WordPieceTokenizer:
     def load(cls, path):
         """Reads `tokenizer.json` from a file, a directory holding one, or a bundle written by `keras_ssl.export`."""
         from tokenizers import Tokenizer
-
-        from keras_ssl.export import ASSETS
 
         path = os.fspath(path)
         if os.path.isdir(path):
@@ -120,7 +126,9 @@ class WordPieceTokenizer:
             raise ValueError(f"`max_length` must leave room for [CLS], a token and [SEP]. Received: {max_length}")
         texts = list(texts)
         if not all(isinstance(t, str) for t in texts):
-            raise ValueError(f"Expected a list of strings. Received items of types {sorted({type(t).__name__ for t in texts})}")
+            raise ValueError(
+                f"Expected a list of strings. Received items of types {sorted({type(t).__name__ for t in texts})}"
+            )
         # Padding and truncation run in Rust, over all texts in parallel.
         self._tokenizer.enable_truncation(max_length)
         self._tokenizer.enable_padding(length=max_length, pad_id=PAD_ID, pad_token="[PAD]")

@@ -29,7 +29,9 @@ def text_classifier(encoder, num_classes, pooling="cls", dropout=0.1, pad_id=0, 
             f"Received an encoder from {encoder.input_shape} to {encoder.output_shape}"
         )
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
-        raise ValueError(f"`num_classes` must be a positive int (the number of logits). Received: num_classes={num_classes!r}")
+        raise ValueError(
+            f"`num_classes` must be a positive int (the number of logits). Received: num_classes={num_classes!r}"
+        )
     inputs = keras.Input(shape=encoder.input_shape[1:], dtype="int32", name="token_ids")
     states = encoder(inputs)
     mask = PaddingMask(pad_id, name="classifier_padding_mask")(inputs)

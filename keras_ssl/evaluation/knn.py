@@ -6,8 +6,14 @@ their class with weight exp(similarity / temperature).
 """
 
 import numpy as np
+from keras import ops
 
-from keras_ssl.evaluation.features import extract_features, l2_normalize
+from keras_ssl.losses.normalize import l2_normalize
+from keras_ssl.trainers.inference import extract_features
+
+
+def _unit_rows(features):
+    return ops.convert_to_numpy(l2_normalize(ops.convert_to_tensor(np.asarray(features, dtype="float32"))))
 
 
 def _labels(y, name):
@@ -19,11 +25,12 @@ def _labels(y, name):
 
 def knn_predict(train_features, train_labels, test_features, k=200, temperature=0.1, num_classes=None, chunk=512):
     """Predicted class of each test feature vector; features need not be normalised."""
-    train = l2_normalize(np.asarray(train_features, dtype="float32"))
-    test = l2_normalize(np.asarray(test_features, dtype="float32"))
+    train, test = _unit_rows(train_features), _unit_rows(test_features)
     labels = _labels(train_labels, "train_labels")
     if len(train) != len(labels):
-        raise ValueError(f"Expected one label per training sample. Received: {len(train)} samples, {len(labels)} labels")
+        raise ValueError(
+            f"Expected one label per training sample. Received: {len(train)} samples, {len(labels)} labels"
+        )
     num_classes = num_classes or int(labels.max()) + 1
     k = min(k, len(train))
     predictions = []

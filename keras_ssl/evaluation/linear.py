@@ -2,10 +2,12 @@
 
 import numpy as np
 
-from keras_ssl.evaluation.features import extract_features
+from keras_ssl.trainers.inference import extract_features
 
 
-def linear_probe(encoder, train_images, train_labels, test_images, test_labels, regularization=1.0, max_iter=1000, batch_size=512):
+def linear_probe(
+    encoder, train_images, train_labels, test_images, test_labels, regularization=1.0, max_iter=1000, batch_size=512
+):
     """Test accuracy in [0, 1] of a multinomial logistic regression on frozen features.
 
     Features are standardised with the training set's statistics, then

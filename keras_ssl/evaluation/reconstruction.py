@@ -85,4 +85,6 @@ class ReconstructionGrid(keras.callbacks.Callback):
         if (epoch + 1) % self.every:
             return
         path = os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png")
-        self.paths.append(save_reconstruction_grid(self.model, self.images, path, self.num_images, f"epoch {epoch + 1}"))
+        self.paths.append(
+            save_reconstruction_grid(self.model, self.images, path, self.num_images, f"epoch {epoch + 1}")
+        )

@@ -1,7 +1,7 @@
 """Building blocks shared by the methods: heads, queues, EMA teachers, transformer layers."""
 
-from keras_ssl.layers.ema import copy_as_teacher, ema_update, momentum_schedule
-from keras_ssl.layers.heads import L2Normalize, PrototypeLayer, dino_head, mlp_head, simclr_projection_head
+from keras_ssl.layers.ema import copy_as_teacher, ema_value, momentum_schedule
+from keras_ssl.layers.heads import L2Normalize, PrototypeLayer, dino_projector, mlp_head, simclr_projection_head
 from keras_ssl.layers.queue import FeatureQueue
 from keras_ssl.layers.transformer import (
     ClassToken,
@@ -16,7 +16,22 @@ from keras_ssl.layers.transformer import (
 )
 
 __all__ = [
-    "ClassToken", "FeatureQueue", "L2Normalize", "PaddingMask", "PatchEmbedding", "PositionEmbedding", "PrototypeLayer", "TokenPooling",
-    "TransformerBlock", "copy_as_teacher", "dino_head", "ema_update", "mlp_head", "momentum_schedule", "patchify",
-    "simclr_projection_head", "sincos_position_embedding", "unpatchify",
+    "ClassToken",
+    "FeatureQueue",
+    "L2Normalize",
+    "PaddingMask",
+    "PatchEmbedding",
+    "PositionEmbedding",
+    "PrototypeLayer",
+    "TokenPooling",
+    "TransformerBlock",
+    "copy_as_teacher",
+    "dino_projector",
+    "ema_value",
+    "mlp_head",
+    "momentum_schedule",
+    "patchify",
+    "simclr_projection_head",
+    "sincos_position_embedding",
+    "unpatchify",
 ]

@@ -1,4 +1,8 @@
-"""Momentum (exponential moving average) teachers, as in MoCo, BYOL and DINO."""
+"""Momentum (exponential moving average) teachers, as in MoCo, BYOL and DINO.
+
+Methods declare their `(online, teacher)` pairs (`Method.momentum_pairs`);
+the base class runs the update below after every optimizer step.
+"""
 
 import math
 
@@ -7,11 +11,12 @@ from keras import ops
 
 
 def momentum_schedule(step, total_steps, base=0.996, final=1.0):
-    """BYOL's cosine schedule: `base` at step 0 rising to `final` at `total_steps`.
+    """BYOL's cosine schedule: `base` at step 0 rising to `final` at `total_steps` (then held).
 
     tau = final - (final - base) * (cos(pi * step / total_steps) + 1) / 2
     """
-    progress = ops.minimum(ops.cast(step, "float32") / float(max(1, total_steps)), 1.0)
+    total = ops.maximum(ops.cast(total_steps, "float32"), 1.0)
+    progress = ops.clip(ops.cast(step, "float32") / total, 0.0, 1.0)
     return final - (final - base) * (ops.cos(math.pi * progress) + 1.0) / 2.0
 
 
@@ -25,11 +30,11 @@ def copy_as_teacher(model, name=None):
     return teacher
 
 
-def ema_update(teacher, student, momentum):
-    """teacher <- momentum * teacher + (1 - momentum) * student, weight by weight.
+def ema_value(teacher_weight, online_weight, momentum):
+    """momentum * teacher + (1 - momentum) * online, in the teacher's dtype.
 
-    BatchNorm moving statistics are averaged the same way, so the teacher's
-    inference mode stays consistent with its weights.
+    BatchNorm moving statistics are averaged the same way as weights, so the
+    teacher's inference mode stays consistent with its weights.
     """
-    for t, s in zip(teacher.weights, student.weights):
-        t.assign(momentum * t + (1.0 - momentum) * ops.cast(s, t.dtype))
+    momentum = ops.cast(momentum, teacher_weight.dtype)
+    return momentum * teacher_weight + (1.0 - momentum) * ops.cast(online_weight, teacher_weight.dtype)

@@ -5,7 +5,9 @@ layer; `mlp_head` turns it into a `keras.Sequential`.
 """
 
 import keras
-from keras import layers
+from keras import layers, ops
+
+from keras_ssl.losses.normalize import l2_normalize
 
 
 def mlp_head(spec, name="head"):
@@ -43,11 +45,13 @@ class PrototypeLayer(layers.Layer):
         self.num_prototypes = int(num_prototypes)
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(input_shape[-1], self.num_prototypes), initializer="glorot_uniform", name="kernel")
+        self.kernel = self.add_weight(
+            shape=(input_shape[-1], self.num_prototypes), initializer="glorot_uniform", name="kernel"
+        )
 
     def call(self, x):
-        kernel = self.kernel / keras.ops.sqrt(keras.ops.sum(keras.ops.square(self.kernel), axis=0, keepdims=True) + 1e-12)
-        return keras.ops.matmul(x, keras.ops.cast(kernel, x.dtype))
+        kernel = l2_normalize(self.kernel, axis=0)  # unit columns: each output is a cosine
+        return ops.matmul(x, ops.cast(kernel, x.dtype))
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.num_prototypes)
@@ -61,16 +65,19 @@ class L2Normalize(layers.Layer):
     """Scales each row to unit L2 norm (DINO's bottleneck normalisation)."""
 
     def call(self, x):
-        return x / keras.ops.sqrt(keras.ops.sum(keras.ops.square(x), axis=-1, keepdims=True) + 1e-12)
+        return l2_normalize(x)
 
 
-def dino_head(hidden_dim, bottleneck_dim, num_prototypes, name="dino_head"):
-    """DINO's head: 3-layer GELU MLP -> L2-normalised bottleneck -> prototypes."""
+def dino_projector(hidden_dim, bottleneck_dim, name="dino_projector"):
+    """DINO's head up to its prototypes: 3-layer GELU MLP -> L2-normalised bottleneck.
+
+    The full head is this followed by `PrototypeLayer(num_prototypes)`; DINO
+    keeps the two apart because it monitors the bottleneck.
+    """
     stack = [
         layers.Dense(hidden_dim, activation="gelu", name=f"{name}_dense1"),
         layers.Dense(hidden_dim, activation="gelu", name=f"{name}_dense2"),
         layers.Dense(bottleneck_dim, name=f"{name}_bottleneck"),
         L2Normalize(name=f"{name}_normalize"),
-        PrototypeLayer(num_prototypes, name=f"{name}_prototypes"),
     ]
     return keras.Sequential(stack, name=name)

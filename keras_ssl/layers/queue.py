@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_ssl.losses.normalize import l2_normalize
+
 
 @keras.saving.register_keras_serializable(package="keras_ssl")
 class FeatureQueue(keras.layers.Layer):
@@ -19,8 +21,10 @@ class FeatureQueue(keras.layers.Layer):
         if size < 1 or dim < 1:
             raise ValueError(f"`size` and `dim` must be positive. Received: size={size}, dim={dim}")
         self.size, self.dim = int(size), int(dim)
-        self.keys = self.add_weight(shape=(self.size, self.dim), initializer="random_normal", trainable=False, name="keys")
-        self.keys.assign(ops.normalize(self.keys, axis=1))
+        self.keys = self.add_weight(
+            shape=(self.size, self.dim), initializer="random_normal", trainable=False, name="keys"
+        )
+        self.keys.assign(l2_normalize(self.keys))
         self.position = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False, name="position")
         self.built = True
 
@@ -30,7 +34,9 @@ class FeatureQueue(keras.layers.Layer):
         if n is not None and n > self.size:
             raise ValueError(f"Cannot push {n} keys into a queue of size {self.size}.")
         rows = (self.position + ops.arange(ops.shape(keys)[0], dtype="int32")) % self.size
-        self.keys.assign(ops.scatter_update(self.keys, rows[:, None], ops.cast(ops.stop_gradient(keys), self.keys.dtype)))
+        self.keys.assign(
+            ops.scatter_update(self.keys, rows[:, None], ops.cast(ops.stop_gradient(keys), self.keys.dtype))
+        )
         self.position.assign((self.position + ops.shape(keys)[0]) % self.size)
 
     def call(self, inputs=None):

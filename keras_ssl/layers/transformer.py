@@ -100,7 +100,10 @@ class PositionEmbedding(layers.Layer):
         else:
             initializer = keras.initializers.TruncatedNormal(stddev=0.02)
         self.embeddings = self.add_weight(
-            shape=(self.num_positions, dim), initializer=initializer, trainable=self.kind == "learned", name="embeddings"
+            shape=(self.num_positions, dim),
+            initializer=initializer,
+            trainable=self.kind == "learned",
+            name="embeddings",
         )
 
     def call(self, tokens):
@@ -214,7 +217,12 @@ class TransformerBlock(layers.Layer):
     def __init__(self, num_heads, mlp_dim, dropout=0.0, norm_first=True, activation="gelu", epsilon=1e-6, **kwargs):
         super().__init__(**kwargs)
         self.num_heads, self.mlp_dim = int(num_heads), int(mlp_dim)
-        self.dropout, self.norm_first, self.activation, self.epsilon = float(dropout), bool(norm_first), activation, float(epsilon)
+        self.dropout, self.norm_first, self.activation, self.epsilon = (
+            float(dropout),
+            bool(norm_first),
+            activation,
+            float(epsilon),
+        )
 
     def build(self, input_shape):
         dim = input_shape[-1]

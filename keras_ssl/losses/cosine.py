@@ -15,7 +15,9 @@ def negative_cosine_similarity(p, z):
     squared distance of the normalised vectors.
     """
     if tuple(p.shape) != tuple(z.shape) or len(p.shape) != 2:
-        raise ValueError(f"Expected `p` and `z` of the same shape (batch, dim). Received: {tuple(p.shape)} and {tuple(z.shape)}")
+        raise ValueError(
+            f"Expected `p` and `z` of the same shape (batch, dim). Received: {tuple(p.shape)} and {tuple(z.shape)}"
+        )
     p = l2_normalize(ops.cast(p, "float32"))
     z = l2_normalize(ops.stop_gradient(ops.cast(z, "float32")))
     return -ops.mean(ops.sum(p * z, axis=1))

@@ -42,7 +42,8 @@ def info_nce(query, positive_key, negative_keys=None, temperature=0.07):
     else:
         if len(negative_keys.shape) != 2 or negative_keys.shape[1] != query.shape[1]:
             raise ValueError(
-                f"Expected `negative_keys` of shape (num_negatives, {query.shape[1]}). Received: {tuple(negative_keys.shape)}"
+                f"Expected `negative_keys` of shape (num_negatives, {query.shape[1]}). "
+                f"Received: {tuple(negative_keys.shape)}"
             )
         n = l2_normalize(ops.cast(negative_keys, "float32"))
         positive = ops.sum(q * k, axis=1, keepdims=True)  # (N, 1)

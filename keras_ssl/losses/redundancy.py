@@ -5,7 +5,9 @@ from keras import ops
 
 def _check_pair(z1, z2):
     if tuple(z1.shape) != tuple(z2.shape) or len(z1.shape) != 2:
-        raise ValueError(f"Expected two (batch, dim) tensors of the same shape. Received: {tuple(z1.shape)} and {tuple(z2.shape)}")
+        raise ValueError(
+            f"Expected two (batch, dim) tensors of the same shape. Received: {tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
     if z1.shape[0] is not None and z1.shape[0] < 2:
         raise ValueError(f"Batch statistics need at least 2 samples. Received: batch size {z1.shape[0]}")
 

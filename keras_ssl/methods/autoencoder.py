@@ -73,7 +73,10 @@ class ReconstructionMethod(Method):
         return self.encoder(self.prepare(inputs), training=training)
 
     def reconstruction_logs(self, target, reconstruction, embeddings):
-        logs = {"mse": ops.mean(ops.square(ops.cast(reconstruction, "float32") - target)), "embedding_std": embedding_std(embeddings)}
+        logs = {
+            "mse": ops.mean(ops.square(ops.cast(reconstruction, "float32") - target)),
+            "embedding_std": embedding_std(embeddings),
+        }
         if self.input_kind == "images":
             logs["psnr"] = psnr(target, reconstruction)
         return logs
@@ -152,7 +155,9 @@ class DenoisingAutoencoder(Autoencoder):
     Other arguments as for `Autoencoder`; `seed` seeds the noise.
     """
 
-    def __init__(self, encoder, decoder=None, noise="gaussian", noise_stddev=0.1, mask_rate=0.25, loss="mse", seed=None, **kwargs):
+    def __init__(
+        self, encoder, decoder=None, noise="gaussian", noise_stddev=0.1, mask_rate=0.25, loss="mse", seed=None, **kwargs
+    ):
         super().__init__(encoder, decoder, loss=loss, **kwargs)
         if noise not in ("gaussian", "masking"):
             raise ValueError(f"`noise` must be 'gaussian' or 'masking'. Received: noise={noise!r}")
@@ -209,7 +214,9 @@ class VariationalAutoencoder(ReconstructionMethod):
 
     logged_metrics = ("mse", "psnr", "kl", "embedding_std")
 
-    def __init__(self, encoder, decoder=None, latent_dim=None, beta=1.0, loss="mse", seed=None, augmenter=None, **kwargs):
+    def __init__(
+        self, encoder, decoder=None, latent_dim=None, beta=1.0, loss="mse", seed=None, augmenter=None, **kwargs
+    ):
         super().__init__(encoder, augmenter, **kwargs)
         if beta < 0:
             raise ValueError(f"`beta` must be >= 0. Received: beta={beta}")

@@ -4,7 +4,7 @@ from keras import ops
 
 from keras_ssl.augment import byol_augmenter
 from keras_ssl.layers import mlp_head
-from keras_ssl.layers.ema import copy_as_teacher, ema_update, momentum_schedule
+from keras_ssl.layers.ema import copy_as_teacher
 from keras_ssl.losses import negative_cosine_similarity
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.registry import register_method
@@ -63,10 +63,13 @@ class BYOL(Method):
         loss = 2.0 + negative_cosine_similarity(p1, t2) + negative_cosine_similarity(p2, t1)
         return loss, {"embedding_std": embedding_std(z)}
 
-    def after_optimizer_step(self):
-        tau = momentum_schedule(self.optimizer.iterations, self.planned_steps or 1, base=self.momentum)
-        ema_update(self.target_encoder, self.encoder, tau)
-        ema_update(self.target_projector, self.projector, tau)
+    @property
+    def momentum_pairs(self):
+        return ((self.encoder, self.target_encoder), (self.projector, self.target_projector))
+
+    @property
+    def embedding_dim(self):
+        return self.projection_dim
 
     def get_config(self):
         config = super().get_config()

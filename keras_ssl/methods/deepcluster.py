@@ -5,8 +5,11 @@ import numpy as np
 from keras import ops
 
 from keras_ssl.augment import ImageAugmenter, MultiViewAugmenter
+from keras_ssl.data import check_images
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.registry import register_method
+from keras_ssl.trainers import replicas
+from keras_ssl.trainers.inference import extract_features
 
 
 def kmeans(points, k, iterations=20, seed=0, init=None):
@@ -74,7 +77,8 @@ class DeepCluster(Method):
     (the paper samples images uniformly over clusters instead).
 
     `fit` takes an in-memory image array (the clustering needs every image's
-    features each epoch).
+    features each epoch); the pseudo-labels live in a variable, one per image,
+    so they are saved and restored with the rest of the training state.
 
     Args:
         encoder: the backbone to pretrain.
@@ -85,6 +89,7 @@ class DeepCluster(Method):
     """
 
     min_batch_size = 1
+    batch_row_indices = True  # batches are (images, rows): each row's pseudo-label is looked up in the step
 
     def __init__(self, encoder, augmenter=None, num_clusters=100, pca_dim=256, kmeans_iterations=20, **kwargs):
         super().__init__(encoder, augmenter, **kwargs)
@@ -94,10 +99,13 @@ class DeepCluster(Method):
         self.pca_dim = int(pca_dim)
         self.kmeans_iterations = int(kmeans_iterations)
         self.classifier = keras.layers.Dense(self.num_clusters, name="classifier")
+        self.pseudo_labels = None  # one per training image, created by the first fit
         self.build_heads(self.feature_dim)
 
     def default_augmenter(self, image_size):
-        view = ImageAugmenter(crop_scale=(0.08, 1.0), jitter_strength=0.0, grayscale_probability=0.0, name="deepcluster_view")
+        view = ImageAugmenter(
+            crop_scale=(0.08, 1.0), jitter_strength=0.0, grayscale_probability=0.0, name="deepcluster_view"
+        )
         return MultiViewAugmenter([view], name="deepcluster_augmenter")
 
     def build_heads(self, feature_dim):
@@ -106,37 +114,8 @@ class DeepCluster(Method):
             shape=(self.num_clusters,), initializer="ones", trainable=False, name="cluster_weights"
         )
 
-    def unpack_batch(self, data):
-        images, pseudo_labels = data[0], data[1]
-        return images, pseudo_labels
-
-    def compute_ssl_loss(self, batch, training=True):
-        images, pseudo_labels = batch
-        (view,) = self.augmenter(images, training=training)
-        features = self.encoder(view, training=training)
-        logits = ops.cast(self.classifier(features), "float32")
-        losses = keras.losses.sparse_categorical_crossentropy(pseudo_labels, logits, from_logits=True)
-        weights = ops.take(self.cluster_weights, ops.cast(pseudo_labels, "int32"))
-        return ops.sum(losses * weights) / ops.sum(weights), {"embedding_std": embedding_std(features)}
-
-    def recluster(self, images, seed=0):
-        """Clusters the images' features; returns the pseudo-labels and sets the class weights."""
-        from keras_ssl.evaluation.features import extract_features
-
-        features = pca_whiten(extract_features(self.encoder, images), self.pca_dim)
-        _, labels, self.last_reinitialised = kmeans(features, self.num_clusters, self.kmeans_iterations, seed=seed)
-        counts = np.bincount(labels, minlength=self.num_clusters).astype("float32")
-        self.cluster_weights.assign(np.where(counts > 0, len(labels) / (self.num_clusters * np.maximum(counts, 1)), 0.0))
-        # Cluster ids are arbitrary each epoch: start the classifier afresh.
-        kernel, bias = self.classifier.kernel, self.classifier.bias
-        kernel.assign(keras.initializers.GlorotUniform(seed=seed)(kernel.shape))
-        bias.assign(np.zeros(bias.shape, "float32"))
-        return labels.astype("int32")
-
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, shuffle=True, **kwargs):
-        """Pretrains on an image array; pseudo-labels are recomputed at every epoch start."""
-        from keras_ssl.data import check_images, prepare_pretraining_data
-
+    def check_inputs(self, x):
+        """DeepCluster clusters every training image each epoch: it needs them all in memory."""
         if x is None or hasattr(x, "element_spec") or isinstance(x, (str, keras.utils.PyDataset)):
             raise ValueError(
                 "DeepCluster clusters every training image each epoch, so `fit` needs an in-memory image array. "
@@ -144,40 +123,64 @@ class DeepCluster(Method):
             )
         images = check_images(x[0] if isinstance(x, (tuple, list)) else x)
         if len(images) < self.num_clusters:
-            raise ValueError(f"Need at least num_clusters={self.num_clusters} images to cluster. Received: {len(images)}")
-        batches, _, image_shape = prepare_pretraining_data(images, batch_size=batch_size, method_name="DeepCluster", shuffle=shuffle)
-        pseudo = _PseudoLabelled(batches)
-        method = self
+            raise ValueError(
+                f"Need at least num_clusters={self.num_clusters} images to cluster. Received: {len(images)}"
+            )
+        if self.pseudo_labels is None:
+            # Its size is the dataset's, known only now; Keras locks a built layer's state, so unlock it
+            # for this one variable (as Keras's own layers do when they add quantisation variables).
+            was_locked = self._tracker.locked
+            self._tracker.unlock()
+            try:
+                with replicas.scope(self):
+                    self.pseudo_labels = self.add_weight(
+                        shape=(len(images),), dtype="int32", initializer="zeros", trainable=False, name="pseudo_labels"
+                    )
+            finally:
+                if was_locked:
+                    self._tracker.lock()
+        elif self.pseudo_labels.shape[0] != len(images):
+            raise ValueError(
+                f"This DeepCluster keeps one pseudo-label per training image and was fitted on "
+                f"{self.pseudo_labels.shape[0]} images; create a new DeepCluster for another dataset. "
+                f"Received: {len(images)} images"
+            )
+        return images
 
-        class Recluster(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                pseudo.labels = method.recluster(images, seed=epoch)
+    def begin_epoch(self, epoch, data):
+        self.recluster(data.images, seed=epoch)
 
-        callbacks = list(kwargs.pop("callbacks", None) or []) + [Recluster()]
-        pseudo.labels = np.zeros(len(images), "int32")
-        if not self.built:
-            self.build((None, *image_shape))
-        return super().fit(pseudo, epochs=epochs, callbacks=callbacks, **kwargs)
+    def unpack_batch(self, data):
+        images, rows = data  # batches carry the array rows they came from (batch_row_indices)
+        return images, rows
+
+    def compute_ssl_loss(self, batch, training=True):
+        images, rows = batch
+        pseudo_labels = ops.take(self.pseudo_labels, ops.cast(rows, "int32"))
+        (view,) = self.augmenter(images, training=training)
+        features = self.encoder(view, training=training)
+        logits = ops.cast(self.classifier(features), "float32")
+        losses = keras.losses.sparse_categorical_crossentropy(pseudo_labels, logits, from_logits=True)
+        weights = ops.take(self.cluster_weights, pseudo_labels)
+        return ops.sum(losses * weights) / ops.sum(weights), {"embedding_std": embedding_std(features)}
+
+    def recluster(self, images, seed=0):
+        """Clusters the images' features; sets the pseudo-labels and class weights and returns the labels."""
+        features = pca_whiten(extract_features(self.encoder, images), self.pca_dim)
+        _, labels, self.last_reinitialised = kmeans(features, self.num_clusters, self.kmeans_iterations, seed=seed)
+        counts = np.bincount(labels, minlength=self.num_clusters).astype("float32")
+        self.cluster_weights.assign(
+            np.where(counts > 0, len(labels) / (self.num_clusters * np.maximum(counts, 1)), 0.0)
+        )
+        # Cluster ids are arbitrary each epoch: start the classifier afresh.
+        kernel, bias = self.classifier.kernel, self.classifier.bias
+        kernel.assign(keras.initializers.GlorotUniform(seed=seed)(kernel.shape))
+        bias.assign(np.zeros(bias.shape, "float32"))
+        if self.pseudo_labels is not None and self.pseudo_labels.shape[0] == len(labels):
+            self.pseudo_labels.assign(labels.astype("int32"))
+        return labels.astype("int32")
 
     def get_config(self):
         config = super().get_config()
         config.update(num_clusters=self.num_clusters, pca_dim=self.pca_dim, kmeans_iterations=self.kmeans_iterations)
         return config
-
-
-class _PseudoLabelled(keras.utils.PyDataset):
-    """The batches of an `ArrayBatches` paired with each image's current pseudo-label."""
-
-    def __init__(self, batches):
-        super().__init__()
-        self.batches, self.labels = batches, None
-
-    def __len__(self):
-        return len(self.batches)
-
-    def __getitem__(self, index):
-        rows = self.batches.rows(index)
-        return self.batches.images[rows], self.labels[rows]
-
-    def on_epoch_end(self):
-        self.batches.on_epoch_end()

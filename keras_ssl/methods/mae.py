@@ -4,13 +4,12 @@ import keras
 from keras import layers, ops
 
 from keras_ssl.augment import ImageAugmenter
+from keras_ssl.backbones.vit import ViT
 from keras_ssl.layers.transformer import PositionEmbedding, TransformerBlock, patchify, unpatchify
 from keras_ssl.losses.reconstruction import psnr_from_mse
 from keras_ssl.methods.autoencoder import ReconstructionMethod
 from keras_ssl.methods.method import embedding_std
 from keras_ssl.methods.registry import register_method
-
-_VIT_LAYERS = ("normalize", "patch_embed", "position_embed", "norm")
 
 
 @register_method("mae")
@@ -56,33 +55,29 @@ class MAE(ReconstructionMethod):
         **kwargs,
     ):
         super().__init__(encoder, augmenter, **kwargs)
-        names = {layer.name for layer in self.encoder.layers}
-        missing = [n for n in _VIT_LAYERS if n not in names]
-        if missing:
+        if not isinstance(self.encoder, ViT):
             raise ValueError(
-                f"MAE needs a keras_ssl.backbones.ViT encoder (layers {list(_VIT_LAYERS)}). "
-                f"Received {self.encoder.name!r}, which lacks {missing}."
+                "MAE needs a keras_ssl.backbones.ViT encoder (it runs the ViT's blocks on the visible patches only). "
+                f"Received {self.encoder.name!r} of type {type(self.encoder).__name__}."
             )
         if not 0 < mask_ratio < 1:
             raise ValueError(f"`mask_ratio` must be in (0, 1). Received: mask_ratio={mask_ratio}")
         self.input_kind = "images"
         self.reconstruction_loss = "mse"
         self.mask_ratio, self.seed = float(mask_ratio), seed
-        self.decoder_dim, self.decoder_depth, self.decoder_heads = int(decoder_dim), int(decoder_depth), int(decoder_heads)
+        self.decoder_dim, self.decoder_depth, self.decoder_heads = (
+            int(decoder_dim),
+            int(decoder_depth),
+            int(decoder_heads),
+        )
         self.norm_pix_loss = bool(norm_pix_loss)
 
-        self.patch_embed = self.encoder.get_layer("patch_embed")
-        self.patch_size = self.patch_embed.patch_size
-        height, width, self.channels = self.encoder.input_shape[1:]
-        self.grid = (height // self.patch_size, width // self.patch_size)
-        self.num_patches = self.grid[0] * self.grid[1]
+        self.patch_size, self.channels = self.encoder.patch_size, self.encoder.channels
+        self.grid, self.num_patches = self.encoder.grid, self.encoder.num_patches
         self.num_visible = int(self.num_patches * (1 - self.mask_ratio))
         if self.num_visible < 1:
-            raise ValueError(
-                f"mask_ratio={mask_ratio} leaves no visible patch out of {self.num_patches}: lower it."
-            )
-        self.has_class_token = "class_token" in names
-        self.blocks = [layer for layer in self.encoder.layers if isinstance(layer, TransformerBlock)]
+            raise ValueError(f"mask_ratio={mask_ratio} leaves no visible patch out of {self.num_patches}: lower it.")
+        self.has_class_token = self.encoder.class_token is not None
 
         self.decoder_embed = layers.Dense(self.decoder_dim, name="decoder_embed")
         self.mask_token = self.add_weight(
@@ -99,7 +94,7 @@ class MAE(ReconstructionMethod):
         self.build_heads(self.feature_dim)
 
     def build_heads(self, feature_dim):
-        token_dim = self.patch_embed.dim
+        token_dim = self.encoder.dim
         n = self.num_patches + int(self.has_class_token)
         self.decoder_embed.build((None, None, token_dim))
         self.decoder_position.build((None, self.num_patches, self.decoder_dim))
@@ -136,15 +131,15 @@ class MAE(ReconstructionMethod):
         x = self.prepare(images)
         if training and self.augmenter is not None:
             x = self.augmenter(x, training=True)
-        encoder = self.encoder
-        tokens = encoder.get_layer("position_embed")(self.patch_embed(encoder.get_layer("normalize")(x)))
+        vit = self.encoder
+        tokens = vit.embed_patches(x)  # (B, N, dim)
         keep, restore, mask = self.random_masking(ops.shape(tokens)[0])
-        visible = ops.take_along_axis(tokens, keep[:, :, None], axis=1)
+        visible = ops.take_along_axis(tokens, keep[:, :, None], axis=1)  # (B, num_visible, dim)
         if self.has_class_token:
-            visible = encoder.get_layer("class_token")(visible)
-        for block in self.blocks:
+            visible = vit.class_token(visible)
+        for block in vit.blocks:
             visible = block(visible, training=training)
-        latent = encoder.get_layer("norm")(visible)
+        latent = vit.final_norm(visible)
 
         y = self.decoder_embed(latent)
         head, y = (y[:, :1], y[:, 1:]) if self.has_class_token else (None, y)
@@ -168,7 +163,14 @@ class MAE(ReconstructionMethod):
             target = (target - mean) / std
             pixels = prediction * std + mean
         pooled = latent[:, 0] if self.has_class_token else ops.mean(latent, axis=1)
-        return {"images": x, "target": target, "prediction": prediction, "mask": mask, "pixels": pixels, "latent": pooled}
+        return {
+            "images": x,
+            "target": target,
+            "prediction": prediction,
+            "mask": mask,
+            "pixels": pixels,
+            "latent": pooled,
+        }
 
     def compute_ssl_loss(self, images, training=True):
         out = self.forward(images, training=training)
@@ -194,7 +196,10 @@ class MAE(ReconstructionMethod):
             "inputs": x,
             "corrupted": unpatchify(patches * (1.0 - mask) + 0.5 * mask, self.patch_size, self.grid, self.channels),
             "reconstructions": unpatchify(
-                ops.clip(patches * (1.0 - mask) + out["pixels"] * mask, 0.0, 1.0), self.patch_size, self.grid, self.channels
+                ops.clip(patches * (1.0 - mask) + out["pixels"] * mask, 0.0, 1.0),
+                self.patch_size,
+                self.grid,
+                self.channels,
             ),
             "mask": pixel_mask[..., :1],
         }

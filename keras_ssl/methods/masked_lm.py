@@ -3,16 +3,16 @@
 import math
 
 import keras
-import numpy as np
 from keras import layers, ops
 
 from keras_ssl.augment.text import mask_tokens
-from keras_ssl.data.tokenizer import MASK_ID, SPECIAL_TOKENS
+from keras_ssl.data.arrays import check_token_ids
+from keras_ssl.data.tokenizer import FIRST_WORD_ID, MASK_ID
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.registry import register_method
 
 
-@register_method("masked_lm")
+@register_method("masked_lm", data="text")
 class MaskedLM(Method):
     """Masked-language-model pretraining of a text encoder.
 
@@ -43,8 +43,16 @@ class MaskedLM(Method):
     input_kind = "tokens"
     warns_on_collapse = False  # predicting tokens rules out a constant encoder
 
-    def __init__(self, encoder, vocabulary_size=None, mask_rate=0.15, mask_id=MASK_ID, first_word_id=len(SPECIAL_TOKENS),
-                 seed=None, **kwargs):
+    def __init__(
+        self,
+        encoder,
+        vocabulary_size=None,
+        mask_rate=0.15,
+        mask_id=MASK_ID,
+        first_word_id=FIRST_WORD_ID,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(encoder, None, **kwargs)
         if len(self.encoder.input_shape) != 2 or len(self.encoder.output_shape) != 3:
             raise ValueError(
@@ -53,33 +61,36 @@ class MaskedLM(Method):
             )
         if not 0 < mask_rate < 1:
             raise ValueError(f"`mask_rate` must be in (0, 1). Received: mask_rate={mask_rate}")
-        names = {layer.name for layer in self.encoder.layers}
-        self.token_embedding = self.encoder.get_layer("token_embedding") if "token_embedding" in names else None
+        # Tied to the encoder's token embedding when it has one (keras_ssl's TransformerEncoder does).
+        self.token_embedding = getattr(self.encoder, "token_embedding", None)
         embedding_size = self.token_embedding.input_dim if self.token_embedding is not None else None
         self.vocabulary_size = int(vocabulary_size or embedding_size or 0)
         if self.vocabulary_size <= first_word_id:
-            raise ValueError(f"`vocabulary_size` must exceed first_word_id={first_word_id}. Received: {vocabulary_size}")
+            raise ValueError(
+                f"`vocabulary_size` must exceed first_word_id={first_word_id}. Received: {vocabulary_size}"
+            )
         if embedding_size is not None and embedding_size != self.vocabulary_size:
             raise ValueError(
                 f"vocabulary_size={self.vocabulary_size} does not match the encoder's token embedding "
                 f"({embedding_size} ids)."
             )
-        self.mask_rate, self.mask_id, self.first_word_id, self.seed = float(mask_rate), int(mask_id), int(first_word_id), seed
-        self.max_length = self._max_length()
+        self.mask_rate, self.mask_id, self.first_word_id, self.seed = (
+            float(mask_rate),
+            int(mask_id),
+            int(first_word_id),
+            seed,
+        )
+        self.max_length = getattr(self.encoder, "max_length", None)
         dim = self.encoder.output_shape[-1]
         self.transform = layers.Dense(dim, activation="gelu", name="mlm_transform")
         self.transform_norm = layers.LayerNormalization(epsilon=1e-12, name="mlm_norm")
         # Tied to the token embedding when there is one (BERT); otherwise its own output matrix.
-        self.output_layer = None if self.token_embedding is not None else layers.Dense(self.vocabulary_size, name="mlm_output")
+        self.output_layer = (
+            None if self.token_embedding is not None else layers.Dense(self.vocabulary_size, name="mlm_output")
+        )
         self.output_bias = self.add_weight(shape=(self.vocabulary_size,), initializer="zeros", name="mlm_bias")
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.build_heads(dim)
-
-    def _max_length(self):
-        for layer in self.encoder.layers:
-            if layer.name == "position_embedding":
-                return layer.num_positions
-        return None
 
     def build_heads(self, feature_dim):
         self.transform.build((None, None, feature_dim))
@@ -116,7 +127,11 @@ class MaskedLM(Method):
         really chosen (B, P), and the encoder's states (B, L, dim).
         """
         inputs, positions, targets, weights = mask_tokens(
-            token_ids, self.mask_rate, self.vocabulary_size, self.mask_id, self.first_word_id,
+            token_ids,
+            self.mask_rate,
+            self.vocabulary_size,
+            self.mask_id,
+            self.first_word_id,
             seed_generator or self.seed_generator,
         )
         states = self.encoder(inputs, training=training)
@@ -138,23 +153,15 @@ class MaskedLM(Method):
         }
         return loss, logs
 
-    def check_token_ids(self, token_ids):
-        """Raises a ValueError unless `token_ids` is an int array (N, L <= max_length) of ids in range."""
-        ids = np.asarray(token_ids)
-        if ids.ndim != 2 or ids.shape[0] == 0 or not np.issubdtype(ids.dtype, np.integer):
-            raise ValueError(f"Expected a non-empty int array of token ids (num_sequences, length). Received: shape={ids.shape}, dtype={ids.dtype}")
-        if self.max_length and ids.shape[1] > self.max_length:
-            raise ValueError(f"Expected sequences of at most {self.max_length} tokens (the encoder's maximum). Received: {ids.shape[1]}")
-        low, high = int(ids.min()), int(ids.max())
-        if low < 0 or high >= self.vocabulary_size:
-            raise ValueError(f"Token ids must lie in [0, {self.vocabulary_size}). Received ids in [{low}, {high}]")
-        return ids.astype("int32", copy=False)
+    def check_inputs(self, x):
+        """Token ids: an int array (num_sequences, length) checked against the vocabulary, or a tf.data.Dataset."""
+        if x is None or hasattr(x, "element_spec") or isinstance(x, keras.utils.PyDataset):
+            return x
+        return self.check_token_ids(x[0] if isinstance(x, (tuple, list)) else x)
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, shuffle=True, **kwargs):
-        """Pretrains on token ids: an int array (num_sequences, length) or a batched tf.data.Dataset of them."""
-        if x is not None and not hasattr(x, "element_spec") and not isinstance(x, keras.utils.PyDataset):
-            x = self.check_token_ids(x[0] if isinstance(x, (tuple, list)) else x)
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=shuffle, **kwargs)
+    def check_token_ids(self, token_ids):
+        """`token_ids` as int32, or a ValueError unless they are (N, L <= max_length) ids in the vocabulary."""
+        return check_token_ids(token_ids, vocabulary_size=self.vocabulary_size, max_length=self.max_length)
 
     def evaluate_masked(self, token_ids, batch_size=128, seed=0):
         """Masked-token accuracy and perplexity over a whole split, summed exactly.
@@ -174,12 +181,21 @@ class MaskedLM(Method):
             count += float(ops.sum(weights))
         if count == 0:
             raise ValueError("No token was masked: the split holds no word tokens.")
-        return {"accuracy": correct / count, "perplexity": math.exp(total / count), "cross_entropy": total / count,
-                "predictions": int(count)}
+        return {
+            "accuracy": correct / count,
+            "perplexity": math.exp(total / count),
+            "cross_entropy": total / count,
+            "predictions": int(count),
+        }
 
     def get_config(self):
         config = super().get_config()
         config.pop("augmenter", None)
-        config.update(vocabulary_size=self.vocabulary_size, mask_rate=self.mask_rate, mask_id=self.mask_id,
-                      first_word_id=self.first_word_id, seed=self.seed)
+        config.update(
+            vocabulary_size=self.vocabulary_size,
+            mask_rate=self.mask_rate,
+            mask_id=self.mask_id,
+            first_word_id=self.first_word_id,
+            seed=self.seed,
+        )
         return config

@@ -2,17 +2,24 @@
 
 A method is a `keras.Model` whose training step augments a batch of unlabelled
 inputs, runs its networks and returns a loss. Subclasses write only that part,
-`compute_ssl_loss`, in backend-neutral `keras.ops`; the gradient step itself
-lives once per backend in `keras_ssl.trainers`.
+`compute_ssl_loss`, in backend-neutral `keras.ops`, and *declare* the rest
+(momentum teachers, input checks, per-epoch work) through the hooks below; the
+gradient step itself lives once per backend in `keras_ssl.trainers`.
 """
 
+import contextlib
 import warnings
 
 import keras
 from keras import ops
 
+from keras_ssl import data as data_lib
 from keras_ssl import trainers
+from keras_ssl.augment import to_unit_float
+from keras_ssl.callbacks import CollapseWarning
+from keras_ssl.layers.ema import ema_value, momentum_schedule
 from keras_ssl.losses.normalize import l2_normalize
+from keras_ssl.trainers import replicas
 
 
 def shapes_match(a, b):
@@ -24,9 +31,10 @@ def embedding_std(z):
     """Mean per-dimension std of L2-normalised embeddings (a collapse indicator).
 
     About 1/sqrt(dim) for well-spread embeddings, and 0 when every input maps
-    to the same point (Chen & He, 2021, sec. 4.1).
+    to the same point (Chen & He, 2021, sec. 4.1). Under a multi-replica
+    strategy it is measured over the global batch.
     """
-    z = l2_normalize(ops.cast(z, "float32"))
+    z = l2_normalize(ops.cast(replicas.gather(z), "float32"))
     return ops.mean(ops.std(z, axis=0))
 
 
@@ -40,22 +48,47 @@ class Method(keras.Model):
     `method.encoder` is the network to reuse downstream; calling the method
     (or `predict`) returns the encoder's features.
 
+    Hooks a subclass may override:
+        momentum_pairs: `(online, teacher)` networks; the base class updates
+            each teacher as an EMA of its online network after every
+            optimizer step, with momentum `self.momentum` following
+            `momentum_schedule` ("cosine" rises to 1 over each fit's steps,
+            "constant" keeps it).
+        check_inputs(x): validates or converts what `fit` was given.
+        begin_epoch(epoch, data): work at the start of each epoch (DeepCluster
+            re-clusters here).
+        unpack_batch(data): what `compute_ssl_loss` receives from a batch.
+        embedding_dim: the size of the embeddings `embedding_std` measures.
+
     Attributes:
-        min_batch_size: the smallest batch the loss is defined for.
+        min_batch_size: the smallest batch (per replica) the loss is defined for.
         input_kind: "images" (NHWC in [0, 1] or uint8), "vectors" (rank 2) or
             "tokens" (rank-2 int ids).
         warns_on_collapse: whether `fit` adds `CollapseWarning` (joint-embedding
             methods collapse; reconstruction objectives cannot).
         logged_metrics: names of the values `compute_ssl_loss` reports, logged
             as running means by `fit`.
+        batch_row_indices: whether batches of in-memory arrays carry the rows
+            they were drawn from, `(images, rows)`, for per-sample state.
+
+    Args:
+        encoder: the backbone to pretrain.
+        augmenter: the view generator; default: the method's paper recipe.
+        sync_batchnorm: BatchNorm statistics over the global batch when the
+            TensorFlow strategy has more than one replica (SimCLR's "global
+            BN"). None: on whenever there is more than one replica; False:
+            per-replica statistics. JAX's SPMD steps are global by
+            construction, so it changes nothing there.
     """
 
     min_batch_size = 1
     logged_metrics = ("embedding_std",)
     input_kind = "images"
     warns_on_collapse = True
+    batch_row_indices = False
+    momentum_schedule = "cosine"
 
-    def __init__(self, encoder, augmenter=None, **kwargs):
+    def __init__(self, encoder, augmenter=None, sync_batchnorm=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(encoder, dict):
             encoder = keras.saving.deserialize_keras_object(encoder)
@@ -63,13 +96,24 @@ class Method(keras.Model):
             augmenter = keras.saving.deserialize_keras_object(augmenter)
         if not isinstance(encoder, keras.Model):
             raise ValueError(f"`encoder` must be a keras.Model. Received: {type(encoder).__name__}")
+        if sync_batchnorm not in (None, True, False):
+            raise ValueError(f"`sync_batchnorm` must be None, True or False. Received: {sync_batchnorm!r}")
         self.encoder = encoder
         self.augmenter = augmenter
+        self.sync_batchnorm = sync_batchnorm
         self._given_augmenter = augmenter is not None
         self._default_optimizer = False
         self.planned_steps = None
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.trackers = [keras.metrics.Mean(name=name) for name in self.logged_metrics]
+        # Where this fit's momentum schedule starts and how long it runs, as variables, so the compiled
+        # step reads the current fit's values and a resumed run restores them with the weights.
+        self.schedule_start = self.add_weight(
+            shape=(), dtype="int32", initializer="zeros", trainable=False, name="schedule_start"
+        )
+        self.schedule_steps = self.add_weight(
+            shape=(), dtype="int32", initializer="ones", trainable=False, name="schedule_steps"
+        )
 
     # --- what a subclass writes -------------------------------------------------
 
@@ -78,14 +122,26 @@ class Method(keras.Model):
         raise NotImplementedError(f"{type(self).__name__} must implement compute_ssl_loss().")
 
     def build_heads(self, feature_dim):
-        """Creates the variables of the method's heads (projectors, predictors)."""
+        """Creates the variables of the method's heads (projectors, predictors, teachers)."""
 
     def default_augmenter(self, image_size):
         """The method's paper recipe for images of side `image_size`."""
         return None
 
+    @property
+    def momentum_pairs(self):
+        """`(online, teacher)` network pairs whose teachers follow an EMA of their online networks."""
+        return ()
+
     def after_optimizer_step(self):
-        """Runs after every optimizer step (momentum teachers, queues)."""
+        """Runs after every optimizer step, after the teachers' update (queues, centres)."""
+
+    def check_inputs(self, x):
+        """Validates `fit`'s input before batching; returns what to batch (default: unchanged)."""
+        return x
+
+    def begin_epoch(self, epoch, data):
+        """Runs at the start of every epoch with the prepared training data."""
 
     def unpack_batch(self, data):
         """What `compute_ssl_loss` receives: the images of `images` or `(images, labels, ...)`."""
@@ -99,8 +155,8 @@ class Method(keras.Model):
 
     @property
     def embedding_dim(self):
-        """Size of the embeddings whose spread `embedding_std` measures."""
-        return getattr(self, "projection_dim", self.feature_dim)
+        """Size of the embeddings whose spread `embedding_std` measures (default: the encoder's features)."""
+        return self.feature_dim
 
     def build(self, input_shape):
         expected = tuple(self.encoder.input_shape[1:])
@@ -116,8 +172,6 @@ class Method(keras.Model):
         self.built = True
 
     def call(self, images, training=False):
-        from keras_ssl.augment import to_unit_float
-
         return self.encoder(to_unit_float(images), training=training)
 
     @property
@@ -133,11 +187,34 @@ class Method(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, *args):
-        # TensorFlow calls train_step(data); JAX calls train_step(state, data).
+        # TensorFlow and torch call train_step(data); JAX calls train_step(state, data).
         return trainers.get_trainer().train_step(self, *args)
 
     def test_step(self, *args):
         return trainers.get_trainer().test_step(self, *args)
+
+    # --- momentum teachers -----------------------------------------------------------
+
+    def teacher_momentum(self):
+        """The EMA momentum for the current step: `self.momentum`, or its cosine rise to 1 over this fit."""
+        if self.momentum_schedule == "constant":
+            return ops.convert_to_tensor(self.momentum, "float32")
+        step = ops.cast(self.optimizer.iterations, "int32") - self.schedule_start
+        return momentum_schedule(step, self.schedule_steps, base=self.momentum)
+
+    def update_teachers(self):
+        """teacher <- m * teacher + (1 - m) * online for every declared pair (called by the trainers)."""
+        pairs = self.momentum_pairs
+        if pairs:
+            momentum = self.teacher_momentum()
+            for online, teacher in pairs:
+                # Every replica holds the same online weights after the all-reduced update, so each
+                # updates its own copy of the teacher locally and the copies stay identical.
+                for t, s in zip(teacher.weights, online.weights):
+                    t.assign(ema_value(t, s, momentum))
+        self.after_optimizer_step()
+
+    # --- compile and fit ---------------------------------------------------------------
 
     def compile(self, optimizer=None, learning_rate=1e-3, weight_decay=1e-4, warmup_fraction=0.1, **kwargs):
         """Compiles with AdamW and a linear-warmup + cosine schedule by default.
@@ -176,55 +253,94 @@ class Method(keras.Model):
             warmup_steps=warmup,
         )
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, shuffle=True, **kwargs):
-        """Pretrains on unlabelled images; labels (`y`) are ignored.
+    def _plan(self, steps_per_epoch, epochs, initial_epoch):
+        """Sizes this fit's learning-rate and momentum schedules; returns the planned steps."""
+        self.planned_steps = int(steps_per_epoch) * (epochs - initial_epoch) if steps_per_epoch else None
+        if self._default_optimizer:
+            # Each fit gets its own warmup + cosine schedule over its own steps (a
+            # second fit would otherwise continue at the previous schedule's end, 0).
+            if self.planned_steps:
+                rate = self._schedule_for(self.planned_steps)
+            else:
+                warnings.warn("Unknown steps per epoch: training with a constant learning rate.", stacklevel=3)
+                rate = self._schedule_args["learning_rate"]
+            with replicas.scope(self):  # a strategy's optimizer variables must be mirrored
+                self.optimizer = self._make_optimizer(rate)
+            self.train_function = None  # the compiled step closes over the optimizer
+        self.schedule_start.assign(int(ops.convert_to_numpy(self.optimizer.iterations)))
+        self.schedule_steps.assign(max(1, self.planned_steps or 1))
+        return self.planned_steps
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, shuffle=True, callbacks=None, initial_epoch=0, **kwargs):
+        """Pretrains on unlabelled inputs; labels (`y`) are ignored.
 
         `x` may be a NumPy array (uint8 [0, 255] or float [0, 1], NHWC), a
         batched `tf.data.Dataset` (of images or `(images, labels)`), the name
         of a TFDS dataset (see `keras_ssl.data.tfds_images`), or a
         `keras.utils.PyDataset`. Array batches drop the remainder so every
-        step sees a full batch.
+        step sees a full batch; `batch_size` is the global batch, split over
+        the replicas of a distribution.
         """
-        from keras_ssl import data
-        from keras_ssl.evaluation.callbacks import CollapseWarning
-
         if not self.compiled:
             self.compile()
-        x, steps, image_shape = data.prepare_pretraining_data(
+        replicas.check_strategy(self)
+        x = self.check_inputs(x)
+        num_replicas = replicas.replica_count(self)
+        data, steps, input_shape = data_lib.prepare_pretraining_data(
             x,
             batch_size=batch_size,
             min_batch_size=self.min_batch_size,
             method_name=type(self).__name__,
             shuffle=shuffle,
             input_kind=self.input_kind,
+            row_indices=self.batch_row_indices,
+            num_replicas=num_replicas,
         )
         if not self.built:
-            if image_shape is None:  # a PyDataset: look at its first batch
-                first = self.unpack_batch(x[0])
-                image_shape = tuple((first[0] if isinstance(first, tuple) else first).shape[1:])
-            self.build((None, *image_shape))
-        per_epoch = kwargs.get("steps_per_epoch") or steps
-        # Momentum schedules (BYOL, DINO) run over the planned steps of this fit.
-        self.planned_steps = int(per_epoch) * epochs if per_epoch else None
-        if self._default_optimizer:
-            # Each fit gets its own warmup + cosine schedule over its own steps (a
-            # second fit would otherwise continue at the previous schedule's end, 0).
-            if self.planned_steps:
-                self.optimizer = self._make_optimizer(self._schedule_for(self.planned_steps))
-            else:
-                warnings.warn("Unknown steps per epoch: training with a constant learning rate.", stacklevel=2)
-                self.optimizer = self._make_optimizer(self._schedule_args["learning_rate"])
-            self.train_function = None  # the compiled step closes over the optimizer
-        callbacks = list(kwargs.pop("callbacks", None) or [])
+            self.build((None, *(input_shape or data_lib.first_batch_shape(data)[1:])))
+        self._plan(kwargs.get("steps_per_epoch") or steps, epochs, initial_epoch)
+        callbacks = list(callbacks or [])
+        if type(self).begin_epoch is not Method.begin_epoch:
+            callbacks.insert(0, _BeginEpoch(self, data))
         if self.warns_on_collapse and not any(isinstance(c, CollapseWarning) for c in callbacks):
             callbacks.append(CollapseWarning())
-        # Shuffling is done by the data prepared above (Keras would warn it ignores it).
-        return super().fit(x, epochs=epochs, shuffle=False, callbacks=callbacks, **kwargs)
+        with self._batchnorm_synchronised(num_replicas):
+            # Shuffling is done by the data prepared above (Keras would warn it ignores it).
+            return super().fit(
+                data, epochs=epochs, shuffle=False, callbacks=callbacks, initial_epoch=initial_epoch, **kwargs
+            )
+
+    @contextlib.contextmanager
+    def _batchnorm_synchronised(self, num_replicas):
+        """Global BatchNorm statistics for the duration of a multi-replica fit (the saved config stays portable)."""
+        enabled = num_replicas > 1 and self.sync_batchnorm is not False
+        if not enabled:
+            yield
+            return
+        replicas.sync_batchnorm(self, True)
+        self.train_function = None
+        try:
+            yield
+        finally:
+            replicas.sync_batchnorm(self, False)
+            self.train_function = None
 
     def get_config(self):
         config = super().get_config()
         config.update(
             encoder=keras.saving.serialize_keras_object(self.encoder),
             augmenter=keras.saving.serialize_keras_object(self.augmenter) if self._given_augmenter else None,
+            sync_batchnorm=self.sync_batchnorm,
         )
         return config
+
+
+class _BeginEpoch(keras.callbacks.Callback):
+    """Calls the method's `begin_epoch` hook (first in the callback list, so others see its effect)."""
+
+    def __init__(self, method, data):
+        super().__init__()
+        self.method, self.data = method, data
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.method.begin_epoch(epoch, self.data)

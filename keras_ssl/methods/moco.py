@@ -4,11 +4,12 @@ from keras import ops
 
 from keras_ssl.augment import moco_augmenter
 from keras_ssl.layers import mlp_head
-from keras_ssl.layers.ema import copy_as_teacher, ema_update, momentum_schedule
+from keras_ssl.layers.ema import copy_as_teacher
 from keras_ssl.layers.queue import FeatureQueue
 from keras_ssl.losses import info_nce
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.registry import register_method
+from keras_ssl.trainers import replicas
 
 
 @register_method("moco")
@@ -41,8 +42,18 @@ class MoCo(Method):
 
     min_batch_size = 2
 
-    def __init__(self, encoder, augmenter=None, projection_dim=128, hidden_dim=None, temperature=0.2,
-                 queue_size=4096, momentum=0.99, version=2, **kwargs):
+    def __init__(
+        self,
+        encoder,
+        augmenter=None,
+        projection_dim=128,
+        hidden_dim=None,
+        temperature=0.2,
+        queue_size=4096,
+        momentum=0.99,
+        version=2,
+        **kwargs,
+    ):
         super().__init__(encoder, augmenter, **kwargs)
         if version not in (2, 3):
             raise ValueError(f"`version` must be 2 or 3. Received: version={version!r}")
@@ -56,6 +67,8 @@ class MoCo(Method):
         self.queue_size = int(queue_size)
         self.momentum = float(momentum)
         self.version = version
+        # v2 keeps the key encoder's momentum fixed; v3 raises it to 1 on a cosine.
+        self.momentum_schedule = "constant" if version == 2 else "cosine"
         hidden = hidden_dim or self.feature_dim
         if version == 2:
             self.projector = mlp_head([(hidden, False, "relu"), (self.projection_dim, False, None)], name="projector")
@@ -86,30 +99,38 @@ class MoCo(Method):
         if self.version == 2:
             q = self.projector(self.encoder(view1, training=training), training=training)
             k = self._keys(view2, training)
+            # Each query against its key and the queue: a per-query loss, so each replica averages its own queries.
             loss = info_nce(q, k, self.queue.keys, temperature=self.temperature)
             if training:
-                self.queue.push(k)  # after the loss read the queue: this batch's keys are negatives from the next step on
+                # After the loss read the queue: this batch's keys are negatives from the next step on. Every
+                # replica pushes the whole global batch of keys, so all replicas hold the same queue.
+                self.queue.push(replicas.gather(k))
             return loss, {"embedding_std": embedding_std(q)}
         both = ops.concatenate([view1, view2], axis=0)
         z = self.projector(self.encoder(both, training=training), training=training)
-        q1, q2 = ops.split(self.predictor(z, training=training), 2, axis=0)
-        k1, k2 = ops.split(self._keys(both, training), 2, axis=0)
+        # In-batch negatives span the global batch: every replica's queries and keys.
+        q1, q2 = (replicas.gather(q) for q in ops.split(self.predictor(z, training=training), 2, axis=0))
+        k1, k2 = (replicas.gather(k) for k in ops.split(self._keys(both, training), 2, axis=0))
         scale = 2.0 * self.temperature
         loss = scale * (info_nce(q1, k2, temperature=self.temperature) + info_nce(q2, k1, temperature=self.temperature))
         return loss, {"embedding_std": embedding_std(z)}
 
-    def after_optimizer_step(self):
-        if self.version == 2:
-            tau = self.momentum
-        else:
-            tau = momentum_schedule(self.optimizer.iterations, self.planned_steps or 1, base=self.momentum)
-        ema_update(self.key_encoder, self.encoder, tau)
-        ema_update(self.key_projector, self.projector, tau)
+    @property
+    def momentum_pairs(self):
+        return ((self.encoder, self.key_encoder), (self.projector, self.key_projector))
+
+    @property
+    def embedding_dim(self):
+        return self.projection_dim
 
     def get_config(self):
         config = super().get_config()
         config.update(
-            projection_dim=self.projection_dim, hidden_dim=self.hidden_dim, temperature=self.temperature,
-            queue_size=self.queue_size, momentum=self.momentum, version=self.version,
+            projection_dim=self.projection_dim,
+            hidden_dim=self.hidden_dim,
+            temperature=self.temperature,
+            queue_size=self.queue_size,
+            momentum=self.momentum,
+            version=self.version,
         )
         return config

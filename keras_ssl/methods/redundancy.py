@@ -7,6 +7,7 @@ from keras_ssl.layers import mlp_head
 from keras_ssl.losses import barlow_twins, vicreg
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.registry import register_method
+from keras_ssl.trainers import replicas
 
 
 class _TwoViewProjection(Method):
@@ -19,7 +20,9 @@ class _TwoViewProjection(Method):
         self.projection_dim = int(projection_dim)
         self.hidden_dim = int(hidden_dim)
         h = self.hidden_dim
-        self.projector = mlp_head([(h, True, "relu"), (h, True, "relu"), (self.projection_dim, False, None)], name="projector")
+        self.projector = mlp_head(
+            [(h, True, "relu"), (h, True, "relu"), (self.projection_dim, False, None)], name="projector"
+        )
         self.build_heads(self.feature_dim)
 
     def default_augmenter(self, image_size):
@@ -36,7 +39,12 @@ class _TwoViewProjection(Method):
         # Each branch is projected separately: the losses standardise per branch.
         z1 = self.projector(self.encoder(view1, training=training), training=training)
         z2 = self.projector(self.encoder(view2, training=training), training=training)
-        return self.pair_loss(z1, z2), {"embedding_std": embedding_std(ops.concatenate([z1, z2], axis=0))}
+        loss = self.pair_loss(replicas.gather(z1), replicas.gather(z2))  # statistics over the global batch
+        return loss, {"embedding_std": embedding_std(ops.concatenate([z1, z2], axis=0))}
+
+    @property
+    def embedding_dim(self):
+        return self.projection_dim
 
     def get_config(self):
         config = super().get_config()
@@ -78,8 +86,17 @@ class VICReg(_TwoViewProjection):
     dimension individually." See `keras_ssl.losses.vicreg` (weights 25, 25, 1).
     """
 
-    def __init__(self, encoder, augmenter=None, projection_dim=2048, hidden_dim=2048,
-                 invariance_weight=25.0, variance_weight=25.0, covariance_weight=1.0, **kwargs):
+    def __init__(
+        self,
+        encoder,
+        augmenter=None,
+        projection_dim=2048,
+        hidden_dim=2048,
+        invariance_weight=25.0,
+        variance_weight=25.0,
+        covariance_weight=1.0,
+        **kwargs,
+    ):
         super().__init__(encoder, augmenter, projection_dim, hidden_dim, **kwargs)
         self.invariance_weight = float(invariance_weight)
         self.variance_weight = float(variance_weight)

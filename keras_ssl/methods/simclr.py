@@ -7,11 +7,12 @@ from keras_ssl.layers import simclr_projection_head
 from keras_ssl.losses import nt_xent
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.registry import register_method
+from keras_ssl.trainers import replicas
 
 
 @register_method("simclr")
 class SimCLR(Method):
-    """"A simple framework for contrastive learning of visual representations."
+    """ "A simple framework for contrastive learning of visual representations."
 
     "Two separate data augmentation operators are sampled from the same family
     of augmentations and applied to each data example to obtain two correlated
@@ -49,8 +50,13 @@ class SimCLR(Method):
         view1, view2 = self.augmenter(images, training=training)
         # One pass over both views: (2N, H, W, C) -> (2N, projection_dim).
         z = self.projector(self.encoder(ops.concatenate([view1, view2], axis=0), training=training), training=training)
-        z1, z2 = ops.split(z, 2, axis=0)
+        # Negatives span the global batch: every replica's projections (Chen et al.'s TPU implementation).
+        z1, z2 = (replicas.gather(half) for half in ops.split(z, 2, axis=0))
         return nt_xent(z1, z2, self.temperature), {"embedding_std": embedding_std(z)}
+
+    @property
+    def embedding_dim(self):
+        return self.projection_dim
 
     def get_config(self):
         config = super().get_config()

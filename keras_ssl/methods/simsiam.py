@@ -54,6 +54,10 @@ class SimSiam(Method):
         loss = 0.5 * negative_cosine_similarity(p1, z2) + 0.5 * negative_cosine_similarity(p2, z1)
         return loss, {"embedding_std": embedding_std(z)}
 
+    @property
+    def embedding_dim(self):
+        return self.projection_dim
+
     def get_config(self):
         config = super().get_config()
         config.update(projection_dim=self.projection_dim, predictor_dim=self.predictor_dim)

@@ -14,12 +14,18 @@ import os
 
 import numpy as np
 
+from keras_ssl.methods.registry import register_method
+
 PAD, UNK = "[PAD]", "[UNK]"
 NUM_SPECIAL = 2
 
 
+@register_method("word2vec", data="text")
 class Word2Vec:
     """Skip-gram or CBOW word vectors with negative sampling, trained by gensim.
+
+    A registered method that is not a Keras model: gensim trains it (see
+    `keras_ssl.trainers.gensim`), and `as_embedding()` is its Keras encoder.
 
     Arguments are gensim's (`gensim.models.Word2Vec`), with its defaults
     except `sg=1` (skip-gram) and `workers` (default: all CPU cores). Extra
@@ -29,13 +35,27 @@ class Word2Vec:
     several workers make gensim itself nondeterministic).
     """
 
-    def __init__(self, vector_size=100, window=5, sg=1, negative=5, min_count=5, epochs=5, workers=None, seed=1, **gensim_kwargs):
-        for name, value in (("vector_size", vector_size), ("window", window), ("min_count", min_count), ("epochs", epochs)):
+    def __init__(
+        self, vector_size=100, window=5, sg=1, negative=5, min_count=5, epochs=5, workers=None, seed=1, **gensim_kwargs
+    ):
+        for name, value in (
+            ("vector_size", vector_size),
+            ("window", window),
+            ("min_count", min_count),
+            ("epochs", epochs),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
         self.params = dict(
-            vector_size=vector_size, window=window, sg=int(sg), negative=negative, min_count=min_count, epochs=epochs,
-            workers=int(workers or os.cpu_count() or 1), seed=seed, **gensim_kwargs,
+            vector_size=vector_size,
+            window=window,
+            sg=int(sg),
+            negative=negative,
+            min_count=min_count,
+            epochs=epochs,
+            workers=int(workers or os.cpu_count() or 1),
+            seed=seed,
+            **gensim_kwargs,
         )
         self.model = None
 
@@ -52,7 +72,9 @@ class Word2Vec:
         if isinstance(corpus, (str, os.PathLike)):
             path = os.fspath(corpus)
             if not os.path.isfile(path):
-                raise ValueError(f"Expected a text file or a collection of token lists. Received a path that is not a file: {path}")
+                raise ValueError(
+                    f"Expected a text file or a collection of token lists. Received a path that is not a file: {path}"
+                )
             if os.path.getsize(path) == 0 or not _has_tokens(path):
                 raise ValueError(f"The corpus is empty: {path} holds no tokens.")
             corpus = path
@@ -138,7 +160,9 @@ class Word2Vec:
 
         matrix = self.embedding_matrix()
         inputs = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        layer = keras.layers.Embedding(matrix.shape[0], matrix.shape[1], mask_zero=True, trainable=trainable, name="embedding")
+        layer = keras.layers.Embedding(
+            matrix.shape[0], matrix.shape[1], mask_zero=True, trainable=trainable, name="embedding"
+        )
         model = keras.Model(inputs, layer(inputs), name=name)
         layer.set_weights([matrix])
         return model

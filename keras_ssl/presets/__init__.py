@@ -17,16 +17,9 @@ import shutil
 import urllib.parse
 import urllib.request
 
-from keras_ssl.presets.cache import (
-    OfflineError,
-    PresetDownloadError,
-    cache_home,
-    fetch,
-    file_lock,
-    is_verified,
-    sha256_file,
-)
+from keras_ssl.presets.cache import OfflineError, PresetDownloadError, cache_home, fetch
 from keras_ssl.presets.cards import InvalidCardError, PresetCard, Weights, parse_card
+from keras_ssl.utils.files import file_lock, is_verified, sha256_file
 
 ZOO_PATH_ENV = "KERAS_SSL_ZOO_PATH"
 CARD_FILE = "preset.json"
@@ -86,7 +79,7 @@ def _cards():
             if card.name != entry:
                 raise InvalidCardError(f"{path}: the card's name must match its folder. Received: name {card.name!r}")
             cards[card.name] = card
-            aliases.update({alias: card.name for alias in card.aliases})
+            aliases.update(dict.fromkeys(card.aliases, card.name))
     return cards, aliases
 
 
@@ -125,7 +118,8 @@ def load(name_or_path_or_uri, trainable=True, cache_dir=None, progress=None):
         cache_dir: the cache folder; default `KERAS_SSL_HOME` or ~/.cache/keras_ssl.
         progress: show a download progress bar (default: when stderr is a terminal).
     """
-    from keras_ssl.export import ASSETS, load_bundle, load_saved_model
+    from keras_ssl.bundle import load_bundle, load_saved_model
+    from keras_ssl.utils.bundle_layout import ASSETS
 
     source = os.fspath(name_or_path_or_uri)
     if not isinstance(source, str):
@@ -184,14 +178,20 @@ def _fetch_url(url, cache_dir, progress):
         )
     size = int((query.get("size") or ["0"])[0]) or None
     filename = os.path.basename(parsed.path) or "bundle.tar.gz"
-    path = fetch([urllib.parse.urlunparse(parsed._replace(fragment=""))], sha256, size, filename, cache_dir=cache_dir,
-                 progress=progress)
+    path = fetch(
+        [urllib.parse.urlunparse(parsed._replace(fragment=""))],
+        sha256,
+        size,
+        filename,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
     return path, sha256
 
 
 def _load_archive(archive, sha256, trainable, cache_dir):
     """Unpacks a verified archive once into the cache (keyed by its sha256) and loads the bundle."""
-    from keras_ssl.export import InvalidBundleError, load_bundle
+    from keras_ssl.bundle import InvalidBundleError, load_bundle
     from keras_ssl.presets.archive import extract_archive
 
     target = os.path.join(cache_home(cache_dir), "bundles", sha256)

@@ -21,7 +21,7 @@ import tarfile
 import tempfile
 import zlib
 
-from keras_ssl.presets.cache import sha256_file
+from keras_ssl.utils.files import sha256_file
 
 GZIP_MAGIC = b"\x1f\x8b"
 _CORRUPT = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
@@ -73,7 +73,9 @@ def extract_archive(archive_path, target_dir, max_bytes=2**31, max_members=10000
                 try:
                     tar.extractall(staging, members=members, **_DATA_FILTER)
                 except (*_CORRUPT, OSError) as error:
-                    raise UnsafeArchiveError(f"{archive_path}: extraction failed, the archive is corrupt or unsafe ({error})") from None
+                    raise UnsafeArchiveError(
+                        f"{archive_path}: extraction failed, the archive is corrupt or unsafe ({error})"
+                    ) from None
                 os.chmod(staging, 0o755)
                 if os.path.lexists(target):
                     raise FileExistsError(f"{target} appeared while extracting; it is left untouched.")
@@ -81,7 +83,9 @@ def extract_archive(archive_path, target_dir, max_bytes=2**31, max_members=10000
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     except _CORRUPT as error:
-        raise UnsafeArchiveError(f"{archive_path}: not a tar archive (plain or gzip), or a corrupt one ({error})") from None
+        raise UnsafeArchiveError(
+            f"{archive_path}: not a tar archive (plain or gzip), or a corrupt one ({error})"
+        ) from None
     return target_dir
 
 
@@ -124,7 +128,8 @@ def _checked_members(tar, archive_path, stream_size, max_bytes, max_members):
         total += member.size if member.isfile() else 0
         if total > max_bytes:
             raise UnsafeArchiveError(
-                f"{archive_path}: members add up to more than {max_bytes} bytes (at member {member.name!r}); refusing it."
+                f"{archive_path}: members add up to more than {max_bytes} bytes (at member {member.name!r}); "
+                "refusing it."
             )
     if not members:
         raise UnsafeArchiveError(f"{archive_path}: an empty tar archive.")
@@ -170,17 +175,21 @@ def make_archive(bundle_dir, archive_path):
     if not os.path.isdir(bundle_dir):
         raise NotADirectoryError(f"Expected a bundle directory. Received: {bundle_dir}")
     if os.path.commonpath([bundle_dir, archive_path]) == bundle_dir:
-        raise ValueError(f"The archive must be written outside the bundle. Received: {archive_path} inside {bundle_dir}")
+        raise ValueError(
+            f"The archive must be written outside the bundle. Received: {archive_path} inside {bundle_dir}"
+        )
     entries = _bundle_entries(bundle_dir)
     parent = os.path.dirname(archive_path)
     os.makedirs(parent, exist_ok=True)
     fd, staging = tempfile.mkstemp(dir=parent, prefix=".archive-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as raw:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
-                with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                    for relative, path, is_dir in entries:
-                        _add(tar, relative, path, is_dir)
+            with (
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+            ):
+                for relative, path, is_dir in entries:
+                    _add(tar, relative, path, is_dir)
             raw.flush()
             os.fsync(raw.fileno())
         os.chmod(staging, 0o644)
@@ -200,7 +209,9 @@ def _bundle_entries(bundle_dir):
             path = os.path.join(root, name)
             mode = os.lstat(path).st_mode
             if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-                raise ValueError(f"A bundle holds only files and directories. Received: {path} (a link or special file)")
+                raise ValueError(
+                    f"A bundle holds only files and directories. Received: {path} (a link or special file)"
+                )
             relative = os.path.relpath(path, bundle_dir).replace(os.sep, "/")
             entries.append((relative, path, stat.S_ISDIR(mode)))
     return sorted(entries)

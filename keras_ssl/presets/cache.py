@@ -1,30 +1,27 @@
 """Download cache for pretrained preset archives.
 
-Stdlib only at import time: the preset loader imports it, and tests load this
-file standalone in subprocesses, where importing keras_ssl (TensorFlow) would
-cost seconds per process.
+Stdlib only at import time (with keras_ssl.utils): the preset loader imports
+it, and concurrent loader processes must not pay for importing TensorFlow.
 
 A file lives at `<cache_home>/downloads/<sha256>/<filename>` and only ever gets
 there by an atomic `os.replace` after its size and sha256 were checked, so a
 reader never sees a partial file. Downloads into one directory are serialised
-by an flock, so concurrent loaders download once and the others reuse it.
+by a file lock, so concurrent loaders download once and the others reuse it.
 """
 
 import contextlib
-import fcntl
 import hashlib
 import http.client
 import os
-import re
 import sys
 import tempfile
 import urllib.error
 import urllib.request
 import warnings
 
-CHUNK = 2**20
+from keras_ssl.utils.files import CHUNK, SHA256_PATTERN, file_lock, is_verified
+
 MAX_UNKNOWN_SIZE = 2**32  # a download whose size is not given is cut off here
-SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")  # lowercase hex digest, matched with fullmatch
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -47,30 +44,6 @@ def cache_home(cache_dir=None):
 def is_offline():
     """Whether $KERAS_SSL_OFFLINE forbids network access."""
     return os.environ.get("KERAS_SSL_OFFLINE", "").strip().lower() in _TRUE
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def file_lock(path):
-    """Hold an exclusive flock on `path` (created if missing), blocking until granted.
-
-    Each call opens its own file description, so the lock excludes other
-    threads of this process as well as other processes; the kernel releases it
-    when the holder exits, even by SIGKILL, so a killed download cannot wedge it.
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock
 
 
 def fetch(urls, sha256, size, filename, cache_dir=None, offline=None, progress=None, timeout=60.0):
@@ -103,7 +76,9 @@ def fetch(urls, sha256, size, filename, cache_dir=None, offline=None, progress=N
         if offline:
             candidates = [u for u in candidates if u.startswith("file://")]
         elif not candidates:
-            raise PresetDownloadError(f"no URLs to download {filename} from: none were given and KERAS_SSL_MIRROR is not set")
+            raise PresetDownloadError(
+                f"no URLs to download {filename} from: none were given and KERAS_SSL_MIRROR is not set"
+            )
         show = sys.stderr.isatty() if progress is None else progress
         failures = []
         for url in candidates:
@@ -127,18 +102,15 @@ def _check_args(sha256, size, filename):
         raise ValueError(f"sha256 must be 64 lowercase hex characters, received {sha256!r}")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
         raise ValueError(f"size must be a positive int (bytes) or None (unknown), received {size!r}")
-    if not isinstance(filename, str) or not filename or filename.startswith(".") or any(
-        bad in filename for bad in ("/", "\\", "..", "\0")
+    if (
+        not isinstance(filename, str)
+        or not filename
+        or filename.startswith(".")
+        or any(bad in filename for bad in ("/", "\\", "..", "\0"))
     ):
-        raise ValueError(f"filename must be a plain file name (no '/', '\\', '..' or leading '.'), received {filename!r}")
-
-
-def is_verified(path, sha256, size):
-    """Whether the file at `path` exists with this sha256 (and this size, unless `size` is None)."""
-    try:
-        return (size is None or os.path.getsize(path) == size) and sha256_file(path) == sha256
-    except OSError:
-        return False
+        raise ValueError(
+            f"filename must be a plain file name (no '/', '\\', '..' or leading '.'), received {filename!r}"
+        )
 
 
 def _candidates(urls, filename):
@@ -154,15 +126,18 @@ def _download(url, folder, path, sha256, size, show, timeout):
     limit = size or MAX_UNKNOWN_SIZE
     try:
         digest, received = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            with _progress_bar(show, os.path.basename(path), size) as advance:
-                while chunk := _read(response, received, size):
-                    received += len(chunk)
-                    if received > limit:
-                        raise PresetDownloadError(f"too long: received more than the expected {limit} bytes")
-                    digest.update(chunk)
-                    out.write(chunk)
-                    advance(len(chunk))
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(url, timeout=timeout) as response,
+            _progress_bar(show, os.path.basename(path), size) as advance,
+        ):
+            while chunk := _read(response, received, size):
+                received += len(chunk)
+                if received > limit:
+                    raise PresetDownloadError(f"too long: received more than the expected {limit} bytes")
+                digest.update(chunk)
+                out.write(chunk)
+                advance(len(chunk))
         if size is not None and received != size:
             raise PresetDownloadError(f"truncated: received {received} of {size} bytes")
         if digest.hexdigest() != sha256:

@@ -12,16 +12,28 @@ import dataclasses
 import math
 import re
 
-from keras_ssl.presets.cache import SHA256_PATTERN
-from keras_ssl.presets.strict_json import parse_json_object
+from keras_ssl.utils.files import SHA256_PATTERN
+from keras_ssl.utils.strict_json import parse_json_object
 
 CARD_FORMAT = "keras_ssl.preset/1"
 MAX_CARD_BYTES = 2**20
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
 FILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 INPUT_KINDS = ("images", "vectors", "tokens")
-CARD_FIELDS = {"format", "name", "aliases", "description", "method", "backbone", "input", "recipe", "metrics", "weights",
-               "license", "notes"}
+CARD_FIELDS = {
+    "format",
+    "name",
+    "aliases",
+    "description",
+    "method",
+    "backbone",
+    "input",
+    "recipe",
+    "metrics",
+    "weights",
+    "license",
+    "notes",
+}
 URL_SCHEMES = ("https://", "http://", "file://")
 
 
@@ -89,7 +101,9 @@ def parse_card(text, source="<card>", directory=None):
         raise InvalidCardError(f"{source}: input.kind must be one of {INPUT_KINDS}. Received: {kind!r}")
     shape = spec_fields.value("shape", list)
     if not shape or not all(d is None or (type(d) is int and 0 < d < 2**20) for d in shape):
-        raise InvalidCardError(f"{source}: input.shape must be a non-empty list of positive ints or nulls. Received: {shape!r}")
+        raise InvalidCardError(
+            f"{source}: input.shape must be a non-empty list of positive ints or nulls. Received: {shape!r}"
+        )
     recipe = fields.object("recipe")
     metrics = fields.object("metrics", required=False) or {}
     for key, value in metrics.items():

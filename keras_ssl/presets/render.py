@@ -35,11 +35,17 @@ def _availability(card):
 
 
 def zoo_markdown(cards):
-    lines = [ZOO_HEADER, "| name | method | backbone | data | metrics | size |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        ZOO_HEADER,
+        "| name | method | backbone | data | metrics | size |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for card in sorted(cards, key=lambda c: c.name):
         name = f"`{card.name}`" + "".join(f"<br>alias `{alias}`" for alias in card.aliases)
         data = card.recipe.get("dataset", card.recipe.get("data", ""))
-        lines.append(f"| {name} | {card.method} | {_backbone(card)} | {data} | {_metrics(card)} | {_availability(card)} |")
+        lines.append(
+            f"| {name} | {card.method} | {_backbone(card)} | {data} | {_metrics(card)} | {_availability(card)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -49,8 +55,10 @@ def model_card_markdown(card):
     if card.weights is None:
         weights = f"Not published yet. Train them by the recipe:\n\n    {card.pretrain_command}\n"
     else:
-        weights = (f"`{card.weights.file}`, {card.weights.size} bytes, sha256 `{card.weights.sha256}` "
-                   f"({_availability(card)}).\n")
+        weights = (
+            f"`{card.weights.file}`, {card.weights.size} bytes, sha256 `{card.weights.sha256}` "
+            f"({_availability(card)}).\n"
+        )
     aliases = f"Aliases: {', '.join(f'`{a}`' for a in card.aliases)}.\n\n" if card.aliases else ""
     notes = f"\n## Notes\n\n{card.notes}\n" if card.notes else ""
     return f"""# {card.name}
@@ -65,7 +73,8 @@ encoder = keras_ssl.load("{card.name}")
 
 - method: `{card.method}`
 - backbone: `{_backbone(card)}`
-- input: {card.input['kind']}, shape `{card.input['shape']}`, {card.input.get('dtype', '')}; {card.input.get('preprocessing', '')}
+- input: {card.input["kind"]}, shape `{card.input["shape"]}`, {card.input.get("dtype", "")}; \
+{card.input.get("preprocessing", "")}
 
 ## Recipe
 
@@ -78,7 +87,7 @@ encoder = keras_ssl.load("{card.name}")
 ## Weights
 
 {weights}{notes}
-License: {card.license or 'see the repository'}.
+License: {card.license or "see the repository"}.
 """
 
 

@@ -48,6 +48,4 @@ def weights_snapshot(model):
 def weights_changed(before, model):
     """True when at least one trainable weight differs from the snapshot."""
     trainable = {id(v) for v in model.trainable_weights}
-    return any(
-        id(v) in trainable and not np.allclose(b, np.array(v)) for b, v in zip(before, model.weights)
-    )
+    return any(id(v) in trainable and not np.allclose(b, np.array(v)) for b, v in zip(before, model.weights))

@@ -19,4 +19,3 @@ def get_trainer():
             f"keras_ssl trains with the {' or '.join(_SUPPORTED)} backend. Received: KERAS_BACKEND={backend}"
         )
     return importlib.import_module(f"keras_ssl.trainers.{backend}")
-

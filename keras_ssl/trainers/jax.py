@@ -30,13 +30,13 @@ def train_step(method, state, data):
     import jax
 
     trainable, non_trainable, optimizer_vars, metrics_vars = state
-    images = method.unpack_batch(data)
+    inputs = method.unpack_batch(data)
     opt = method.optimizer
 
     def loss_fn(trainable, non_trainable):
         mapping = _mapping(method, trainable, non_trainable, optimizer_vars)
         with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
-            loss, logs = method.compute_ssl_loss(images, training=True)
+            loss, logs = method.compute_ssl_loss(inputs, training=True)
             if scope.losses:
                 loss = loss + sum(scope.losses)
             scaled_loss = opt.scale_loss(loss)
@@ -47,7 +47,7 @@ def train_step(method, state, data):
 
     # The hook sees the updated weights and step count (momentum schedules read it).
     with keras.StatelessScope(state_mapping=_mapping(method, trainable, non_trainable, optimizer_vars)) as scope:
-        method.after_optimizer_step()
+        method.update_teachers()
     non_trainable = _updated(method.non_trainable_variables, non_trainable, scope)
 
     logs, metrics_vars = _update_metrics(method, metrics_vars, loss, logs)

@@ -48,9 +48,7 @@ def assert_valid_view(view, shape):
 
 def all_pairs_differ(batch, atol=1e-4):
     flat = batch.reshape(len(batch), -1)
-    return all(
-        not np.allclose(flat[i], flat[j], atol=atol) for i in range(len(flat)) for j in range(i + 1, len(flat))
-    )
+    return all(not np.allclose(flat[i], flat[j], atol=atol) for i in range(len(flat)) for j in range(i + 1, len(flat)))
 
 
 def ramp_images():

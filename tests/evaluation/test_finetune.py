@@ -10,8 +10,9 @@ from keras_ssl.testing import shared_data_file
 
 def small_encoder(vocabulary_size=50, max_length=16):
     keras.utils.set_random_seed(0)
-    return backbones.TransformerEncoder(vocabulary_size, "tiny", max_length=max_length, dim=16, depth=1,
-                                        num_heads=2, norm_first=True)
+    return backbones.TransformerEncoder(
+        vocabulary_size, "tiny", max_length=max_length, dim=16, depth=1, num_heads=2, norm_first=True
+    )
 
 
 def test_mean_pooling_ignores_padding_and_cls_reads_the_first_state():
@@ -32,12 +33,14 @@ def test_mean_pooling_ignores_padding_and_cls_reads_the_first_state():
 def test_a_word2vec_embedding_fine_tunes_inside_the_classifier():
     corpus = [["good", "film"], ["bad", "film"], ["good", "acting"], ["bad", "acting"]] * 20
     word2vec = methods.Word2Vec(vector_size=8, window=2, min_count=1, epochs=1, workers=1, seed=0).fit(
-        corpus, progress=False)
+        corpus, progress=False
+    )
     embedding = word2vec.as_embedding(trainable=True)
     classifier = evaluation.text_classifier(embedding, 2, pooling="mean", dropout=0.0)
     before = np.array(embedding.weights[0])
-    classifier.compile(keras.optimizers.AdamW(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                       metrics=["accuracy"])
+    classifier.compile(
+        keras.optimizers.AdamW(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     ids = word2vec.ids(corpus)
     labels = np.array([int(words[0] == "good") for words in corpus])
     history = classifier.fit(ids, labels, epochs=20, batch_size=16, verbose=0)
@@ -53,8 +56,9 @@ def test_fine_tuning_a_transformer_learns_sst2_sentiment():
     texts, y = [phrases[i] for i in pick], np.array(labels)[pick]
     tokenizer = data.WordPieceTokenizer.train(texts, vocabulary_size=2000)
     classifier = evaluation.text_classifier(small_encoder(tokenizer.vocabulary_size, 32), 2, pooling="mean")
-    classifier.compile(keras.optimizers.AdamW(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                       metrics=["accuracy"])
+    classifier.compile(
+        keras.optimizers.AdamW(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     classifier.fit(tokenizer.encode(texts, max_length=32), y, batch_size=32, epochs=3, verbose=0)
     _, accuracy = classifier.evaluate(tokenizer.encode(dev, max_length=32), np.array(dev_labels), verbose=0)
     assert accuracy > 0.6, accuracy  # dev is balanced (444 positive of 872): chance is 51%

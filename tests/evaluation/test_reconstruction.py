@@ -12,7 +12,9 @@ def test_reconstruction_psnr_matches_the_per_image_formula():
     method = methods.Autoencoder(backbones.ConvNet((4, 8), input_shape=(32, 32, 3)))
     out = method.reconstruct(x)
     mse = np.mean((out["reconstructions"] - out["inputs"]) ** 2, axis=(1, 2, 3))
-    assert evaluation.reconstruction_psnr(method, x, batch_size=4) == pytest.approx(np.mean(10 * np.log10(1 / mse)), rel=1e-4)
+    assert evaluation.reconstruction_psnr(method, x, batch_size=4) == pytest.approx(
+        np.mean(10 * np.log10(1 / mse)), rel=1e-4
+    )
 
 
 def test_the_grid_is_a_png_with_a_row_per_stage(tmp_path):

@@ -30,9 +30,13 @@ if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     import keras  # noqa: F401  (imported first so that only keras_ssl is instrumented)
 
-_instrumented = atheris.instrument_imports(include=["keras_ssl"]) if atheris and __name__ == "__main__" else contextlib.nullcontext()
+_instrumented = (
+    atheris.instrument_imports(include=["keras_ssl"])
+    if atheris and __name__ == "__main__"
+    else contextlib.nullcontext()
+)
 with _instrumented:
-    from keras_ssl.export import BUNDLE_FORMAT, InvalidBundleError, parse_metadata
+    from keras_ssl.bundle import BUNDLE_FORMAT, InvalidBundleError, parse_metadata
     from keras_ssl.presets.cards import NAME_PATTERN, SHA256_PATTERN, InvalidCardError, PresetCard, parse_card
 
 with open(os.path.join(CORPUS, "card_valid.json"), "rb") as f:
@@ -40,8 +44,39 @@ with open(os.path.join(CORPUS, "card_valid.json"), "rb") as f:
 with open(os.path.join(CORPUS, "metadata_valid.json"), "rb") as f:
     VALID_METADATA = json.load(f)
 
-ODD_STRINGS = ("", "..", "../evil", "/etc/passwd", "file:///etc/passwd", "a" * 64, "A" * 64, "x" * 5000, "\x00", "\ud800", "simclr_resnet18_cifar10\n", "0" * 64 + "\n", "é", "keras_ssl.preset/1", "keras_ssl.bundle/1")
-ODD_NUMBERS = (0, -1, 1, 2**20, 2**40, 2**63, -(2**63), 10**400, 0.5, -0.0, 1e308, float("nan"), float("inf"), float("-inf"))
+ODD_STRINGS = (
+    "",
+    "..",
+    "../evil",
+    "/etc/passwd",
+    "file:///etc/passwd",
+    "a" * 64,
+    "A" * 64,
+    "x" * 5000,
+    "\x00",
+    "\ud800",
+    "simclr_resnet18_cifar10\n",
+    "0" * 64 + "\n",
+    "é",
+    "keras_ssl.preset/1",
+    "keras_ssl.bundle/1",
+)
+ODD_NUMBERS = (
+    0,
+    -1,
+    1,
+    2**20,
+    2**40,
+    2**63,
+    -(2**63),
+    10**400,
+    0.5,
+    -0.0,
+    1e308,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+)
 
 
 class _Provider:
@@ -86,7 +121,9 @@ def _random_value(fdp, depth=0):
         return fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 16))
     if kind == 6:
         return [_random_value(fdp, depth + 1) for _ in range(fdp.ConsumeIntInRange(0, 4))]
-    return {fdp.ConsumeUnicodeNoSurrogates(6): _random_value(fdp, depth + 1) for _ in range(fdp.ConsumeIntInRange(0, 4))}
+    return {
+        fdp.ConsumeUnicodeNoSurrogates(6): _random_value(fdp, depth + 1) for _ in range(fdp.ConsumeIntInRange(0, 4))
+    }
 
 
 def _mutate(fdp, document):

@@ -6,15 +6,16 @@ swallows those, so any exception here is a parser bug (or a harness bug).
 
 import json
 import os
+import pathlib
 import random
 
+import fuzz_parsers
 import pytest
 
-import fuzz_parsers
-from keras_ssl.export import InvalidBundleError
+from keras_ssl.bundle import InvalidBundleError
 from keras_ssl.presets.cards import InvalidCardError
 
-SEEDS = {name: open(os.path.join(fuzz_parsers.CORPUS, name), "rb").read() for name in sorted(os.listdir(fuzz_parsers.CORPUS))}
+SEEDS = {name: pathlib.Path(fuzz_parsers.CORPUS, name).read_bytes() for name in sorted(os.listdir(fuzz_parsers.CORPUS))}
 
 
 def mutate(rng, data):
@@ -25,7 +26,9 @@ def mutate(rng, data):
         if operation == 0 and data:  # flip a byte
             data[min(position, len(data) - 1)] = rng.randrange(256)
         elif operation == 1:  # insert interesting bytes
-            data[position:position] = rng.choice([b"\x00", b"\xff", b'"', b"[", b"{", b"NaN", b"-Infinity", b"1e999", b"\\ud800", b"null"])
+            data[position:position] = rng.choice(
+                [b"\x00", b"\xff", b'"', b"[", b"{", b"NaN", b"-Infinity", b"1e999", b"\\ud800", b"null"]
+            )
         elif operation == 2:  # delete a run
             del data[position : position + rng.randint(1, 16)]
         elif operation == 3:  # truncate
@@ -68,7 +71,8 @@ def test_the_harness_lets_undocumented_errors_escape(monkeypatch):
 
 
 def test_a_metric_too_large_for_a_float_is_an_invalid_card():
-    # Found by `make fuzz`: 10**400 is a valid JSON integer; the card must be refused with InvalidCardError, not OverflowError.
+    # Found by `make fuzz`: 10**400 is a valid JSON integer; the card must be refused with InvalidCardError,
+    # not OverflowError.
     text = SEEDS["card_valid.json"].replace(b'"cifar10_test_knn": 0.38', b'"cifar10_test_knn": 1' + b"0" * 400)
     with pytest.raises(InvalidCardError, match="metrics.cifar10_test_knn must be a finite number"):
         fuzz_parsers.parse_card(text)

@@ -34,7 +34,9 @@ def barlow_reference(z1, z2, lam):
     for i in range(d):
         for j in range(d):
             c[i, j] = np.sum(a[:, i] * b[:, j]) / n
-    return sum((1 - c[i, i]) ** 2 for i in range(d)) + lam * sum(c[i, j] ** 2 for i in range(d) for j in range(d) if i != j)
+    return sum((1 - c[i, i]) ** 2 for i in range(d)) + lam * sum(
+        c[i, j] ** 2 for i in range(d) for j in range(d) if i != j
+    )
 
 
 def vicreg_reference(z1, z2, wi, wv, wc):
@@ -75,7 +77,9 @@ def test_negative_cosine_matches_reference(n, d):
 @pytest.mark.parametrize("lam", [0.005, 0.1])
 def test_barlow_twins_matches_reference(n, d, lam):
     z1, z2 = RNG.normal(size=(n, d)).astype("float32"), RNG.normal(size=(n, d)).astype("float32")
-    np.testing.assert_allclose(float(losses.barlow_twins(z1, z2, lambda_=lam)), barlow_reference(z1, z2, lam), rtol=2e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        float(losses.barlow_twins(z1, z2, lambda_=lam)), barlow_reference(z1, z2, lam), rtol=2e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("n, d", GRID)

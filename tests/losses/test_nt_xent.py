@@ -118,7 +118,13 @@ def test_low_precision_inputs_are_finite_float32():
 def test_extreme_magnitudes_are_finite_and_correct():
     z1, z2 = pair(8, 16, seed=8)
     z1, z2 = z1 / np.abs(z1).max(), z2 / np.abs(z2).max()
-    for dtype, scale in [("float16", 3e4), ("float16", 1e-3), ("bfloat16", 1e30), ("float32", 1e30), ("float32", 1e-30)]:
+    for dtype, scale in [
+        ("float16", 3e4),
+        ("float16", 1e-3),
+        ("bfloat16", 1e30),
+        ("float32", 1e30),
+        ("float32", 1e-30),
+    ]:
         _check_against_rounded_inputs(z1 * scale, z2 * scale, dtype)
 
 

@@ -53,7 +53,7 @@ def test_reconstruct_returns_inputs_and_reconstructions_of_the_same_shape():
     for value in out.values():
         assert value.shape == (5, 32, 32, 3)
     np.testing.assert_allclose(out["inputs"], x / 255.0, atol=1e-6)
-    assert 0.0 <= out["reconstructions"].min() and out["reconstructions"].max() <= 1.0  # sigmoid output
+    assert out["reconstructions"].min() >= 0.0 and out["reconstructions"].max() <= 1.0  # sigmoid output
     # Masking noise zeroes whole pixels, about half of them.
     zeroed = np.all(out["corrupted"] == 0, axis=-1) & np.any(out["inputs"] > 0, axis=-1)
     assert 0.35 < zeroed.mean() < 0.65
@@ -120,7 +120,9 @@ def test_psnr_of_known_errors():
 
 def test_bad_input_gets_clear_errors():
     (x, _), _ = cifar10_sample(num_train=8)
-    with pytest.raises(ValueError, match=r"takes inputs of shape \(None, 16, 16, 3\).*Received inputs of shape \(None, 32, 32, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"takes inputs of shape \(None, 16, 16, 3\).*Received inputs of shape \(None, 32, 32, 3\)"
+    ):
         methods.Autoencoder(conv_encoder(16)).fit(x, batch_size=4, verbose=0)
     with pytest.raises(ValueError, match=r"input size.*Received an encoder with input shape \(None, None, 3\)"):
         methods.Autoencoder(backbones.ConvNet((4,), input_shape=(None, None, 3)))

@@ -42,7 +42,9 @@ def test_sincos_positions_follow_the_mae_formula():
     assert table.shape == (6, 8)
     # Patch (row 1, col 2) is index 5: row half [sin(1*w), cos(1*w)], col half [sin(2*w), cos(2*w)], w = [1, 1e-2].
     w = np.array([1.0, 0.01])
-    np.testing.assert_allclose(table[5], np.concatenate([np.sin(w), np.cos(w), np.sin(2 * w), np.cos(2 * w)]), rtol=1e-6)
+    np.testing.assert_allclose(
+        table[5], np.concatenate([np.sin(w), np.cos(w), np.sin(2 * w), np.cos(2 * w)]), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("mask_ratio", [0.25, 0.75, 0.9])
@@ -61,7 +63,12 @@ def test_targets_are_normalised_per_patch():
     out = tiny_mae(norm_pix_loss=True).forward(x)
     target = keras.ops.convert_to_numpy(out["target"])
     # The augmented image's 4x4 patches, each standardised by its own mean and variance (+1e-6, as in MAE).
-    patches = keras.ops.convert_to_numpy(out["images"]).reshape(4, 8, 4, 8, 4, 3).transpose(0, 1, 3, 2, 4, 5).reshape(4, 64, 48)
+    patches = (
+        keras.ops.convert_to_numpy(out["images"])
+        .reshape(4, 8, 4, 8, 4, 3)
+        .transpose(0, 1, 3, 2, 4, 5)
+        .reshape(4, 64, 48)
+    )
     expected = (patches - patches.mean(-1, keepdims=True)) / np.sqrt(patches.var(-1, keepdims=True) + 1e-6)
     np.testing.assert_allclose(target, expected, atol=2e-3)
     assert np.mean(np.abs(target.std(-1) - 1) < 0.05) > 0.9
@@ -69,8 +76,11 @@ def test_targets_are_normalised_per_patch():
 
 def test_a_few_steps_reduce_the_masked_patch_loss_on_cifar():
     (x, _), _ = cifar10_sample(num_train=64)
-    mae = tiny_mae(augmenter=keras_ssl.augment.ImageAugmenter(crop_scale=(1.0, 1.0), flip=False, jitter_strength=0,
-                                                               grayscale_probability=0))
+    mae = tiny_mae(
+        augmenter=keras_ssl.augment.ImageAugmenter(
+            crop_scale=(1.0, 1.0), flip=False, jitter_strength=0, grayscale_probability=0
+        )
+    )
     mae.compile(optimizer=keras.optimizers.Adam(2e-3))
     history = mae.fit(x, batch_size=16, epochs=6, verbose=0).history
     assert history["loss"][-1] < 0.85 * history["loss"][0]
@@ -115,5 +125,7 @@ def test_bad_input_gets_clear_errors():
     with pytest.raises(ValueError, match="`size` must be one of"):
         backbones.ViT("huge")
     (x, _), _ = cifar10_sample(num_train=4)
-    with pytest.raises(ValueError, match=r"takes inputs of shape \(None, 32, 32, 3\). Received inputs of shape \(None, 16, 16, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"takes inputs of shape \(None, 32, 32, 3\). Received inputs of shape \(None, 16, 16, 3\)"
+    ):
         tiny_mae().fit(x[:, :16, :16], batch_size=2, verbose=0)

@@ -43,8 +43,12 @@ def test_loss_is_ln_of_negatives_when_views_are_identical_and_features_constant(
     constant = keras.layers.Dense(4, kernel_initializer="zeros", bias_initializer="ones")(
         keras.layers.GlobalAveragePooling2D()(inputs)
     )
-    identity = augment.ImageAugmenter(crop_scale=(1, 1), crop_ratio=(1, 1), flip=False, jitter_strength=0, grayscale_probability=0)
-    method = methods.SimCLR(keras.Model(inputs, constant), augmenter=augment.MultiViewAugmenter([identity, identity]), projection_dim=4)
+    identity = augment.ImageAugmenter(
+        crop_scale=(1, 1), crop_ratio=(1, 1), flip=False, jitter_strength=0, grayscale_probability=0
+    )
+    method = methods.SimCLR(
+        keras.Model(inputs, constant), augmenter=augment.MultiViewAugmenter([identity, identity]), projection_dim=4
+    )
     method.build((None, 32, 32, 3))
     method.projector.set_weights([np.eye(4, dtype="float32")[:, :4], *method.projector.get_weights()[1:]])
     loss, logs = method.compute_ssl_loss(keras.ops.convert_to_tensor(x), training=False)

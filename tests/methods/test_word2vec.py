@@ -106,6 +106,6 @@ def test_bad_input_gets_clear_errors(tmp_path, sentences):
     with pytest.raises(ValueError, match="`vector_size` must be a positive integer. Received: vector_size=0"):
         methods.Word2Vec(vector_size=0)
     with pytest.raises(ValueError, match="not been trained"):
-        methods.Word2Vec().keyed_vectors
+        _ = methods.Word2Vec().keyed_vectors
     with pytest.raises(ValueError, match="Sentence 0 has 3 tokens; max_length is 2 .or pass truncate=True"):
         methods.Word2Vec(**PARAMS).fit(sentences, progress=False).ids([["a", "b", "c"]], max_length=2)

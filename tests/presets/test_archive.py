@@ -27,7 +27,9 @@ def write_bundle(directory):
 
 def read_tree(directory):
     return {
-        os.path.relpath(os.path.join(root, name), directory).replace(os.sep, "/"): open(os.path.join(root, name), "rb").read()
+        os.path.relpath(os.path.join(root, name), directory).replace(os.sep, "/"): open(
+            os.path.join(root, name), "rb"
+        ).read()
         for root, _, names in os.walk(directory)
         for name in names
     }
@@ -81,7 +83,9 @@ def evil_tar(path, kind, compress=True):
         good = tarfile.TarInfo("good.txt")
         good.size = 2
         tar.addfile(good, io.BytesIO(b"ok"))
-        member = tarfile.TarInfo({"dotdot": "../evil", "absolute": "/tmp/evil", "backslash": "a\\evil"}.get(kind, "evil"))
+        member = tarfile.TarInfo(
+            {"dotdot": "../evil", "absolute": "/tmp/evil", "backslash": "a\\evil"}.get(kind, "evil")
+        )
         data = b"pwned"
         if kind == "symlink":
             member.type, member.linkname = tarfile.SYMTYPE, "/etc/passwd"

@@ -18,20 +18,19 @@ import time
 import pytest
 
 from keras_ssl.presets import cache
+from keras_ssl.testing import REPO_ROOT
 
 PAYLOAD = os.urandom(200_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 NAME = "encoder.tar.gz"
 
-# Loads cache.py standalone, then (after a barrier, so all start at once) fetches.
+# Imports the cache (which must not load a framework), then (after a barrier, so all start at once) fetches.
 SCRIPT = """
-import importlib.util, os, sys, time
-module_path, url, sha, size, name, cache_dir, ready, go = sys.argv[1:]
-spec = importlib.util.spec_from_file_location("standalone_cache", module_path)
-cache = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cache)
-heavy = {"keras", "keras_ssl", "tensorflow", "numpy", "jax"} & set(sys.modules)
-assert not heavy, f"cache.py imported {heavy}"
+import os, sys, time
+url, sha, size, name, cache_dir, ready, go = sys.argv[1:]
+from keras_ssl.presets import cache
+heavy = {"keras", "tensorflow", "numpy", "jax"} & set(sys.modules)
+assert not heavy, f"keras_ssl.presets.cache imported {heavy}"
 open(ready, "w").close()
 while not os.path.exists(go):
     time.sleep(0.01)
@@ -103,9 +102,15 @@ def _cached_files(cache_dir):
 
 
 def _spawn(server, tmp_path, kind, index):
-    args = [cache.__file__, f"{server.base}/{kind}/{NAME}", SHA, str(len(PAYLOAD)), NAME, str(tmp_path)]
+    args = [f"{server.base}/{kind}/{NAME}", SHA, str(len(PAYLOAD)), NAME, str(tmp_path)]
     args += [str(tmp_path / f"ready-{index}"), str(tmp_path / "go")]
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
 
 
 def _wait_for(condition, what, seconds=20):
@@ -167,7 +172,9 @@ def test_recovers_from_killed_download(server, tmp_path):
 
 def test_concurrent_loaders_download_once(server, tmp_path):
     procs = [_spawn(server, tmp_path, "delay", i) for i in range(8)]
-    _wait_for(lambda: all((tmp_path / f"ready-{i}").exists() or procs[i].poll() is not None for i in range(8)), "loaders")
+    _wait_for(
+        lambda: all((tmp_path / f"ready-{i}").exists() or procs[i].poll() is not None for i in range(8)), "loaders"
+    )
     (tmp_path / "go").touch()
     results = [proc.communicate(timeout=60) for proc in procs]
     assert [proc.returncode for proc in procs] == [0] * 8, [err for _, err in results]

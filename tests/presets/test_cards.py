@@ -21,7 +21,12 @@ def valid_card(**changes):
         "input": {"kind": "vectors", "shape": [64]},
         "recipe": {"epochs": 1},
         "metrics": {"knn": 0.5},
-        "weights": {"file": "toy.tar.gz", "sha256": "a" * 64, "size": 10, "urls": ["https://example.invalid/toy.tar.gz"]},
+        "weights": {
+            "file": "toy.tar.gz",
+            "sha256": "a" * 64,
+            "size": 10,
+            "urls": ["https://example.invalid/toy.tar.gz"],
+        },
     }
     card.update(changes)
     return card
@@ -118,7 +123,10 @@ def test_parse_card_reads_every_field():
         (json.dumps(valid_card(weights={"file": "../x.tar.gz", "sha256": "a" * 64, "size": 1})), "plain file name"),
         (json.dumps(valid_card(weights={"file": "x.tar.gz", "sha256": "abc", "size": 1})), "64 lowercase hex"),
         (json.dumps(valid_card(weights={"file": "x.tar.gz", "sha256": "a" * 64, "size": -1})), "positive byte count"),
-        (json.dumps(valid_card(weights={"file": "x.tar.gz", "sha256": "a" * 64, "size": 1, "urls": ["ftp://x"]})), "URLs"),
+        (
+            json.dumps(valid_card(weights={"file": "x.tar.gz", "sha256": "a" * 64, "size": 1, "urls": ["ftp://x"]})),
+            "URLs",
+        ),
         (b"\xff\xfe", "UTF-8"),
         (b" " * (presets.cards.MAX_CARD_BYTES + 1), "at most"),
     ],

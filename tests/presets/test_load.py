@@ -14,7 +14,7 @@ import pytest
 import keras_ssl
 from keras_ssl import presets
 from keras_ssl.presets.archive import make_archive
-from keras_ssl.presets.cache import sha256_file
+from keras_ssl.utils.files import sha256_file
 
 X = np.random.default_rng(0).random((5, 8), dtype=np.float32)
 
@@ -68,9 +68,14 @@ def server(tmp_path):
 
 def card(name, archive_file, sha256, size, urls=()):
     return {
-        "format": "keras_ssl.preset/1", "name": name, "description": "tiny", "method": "simclr",
-        "backbone": {"class_name": "MLP", "config": {}}, "input": {"kind": "vectors", "shape": [8]},
-        "recipe": {"epochs": 1}, "metrics": {},
+        "format": "keras_ssl.preset/1",
+        "name": name,
+        "description": "tiny",
+        "method": "simclr",
+        "backbone": {"class_name": "MLP", "config": {}},
+        "input": {"kind": "vectors", "shape": [8]},
+        "recipe": {"epochs": 1},
+        "metrics": {},
         "weights": {"file": archive_file, "sha256": sha256, "size": size, "urls": list(urls)},
     }
 
@@ -136,8 +141,11 @@ def test_https_url_needs_and_checks_its_sha256(archive, cache, server):
 def test_preset_downloads_then_loads_offline(archive, cache, server, tmp_path, monkeypatch):
     path, sha256, expected = archive
     base, hits = server
-    private_zoo(tmp_path / "zoo", monkeypatch, card("tiny_mlp_toy", "tiny.tar.gz", sha256, os.path.getsize(path),
-                                                    [f"{base}/tiny.tar.gz"]))
+    private_zoo(
+        tmp_path / "zoo",
+        monkeypatch,
+        card("tiny_mlp_toy", "tiny.tar.gz", sha256, os.path.getsize(path), [f"{base}/tiny.tar.gz"]),
+    )
     np.testing.assert_allclose(keras_ssl.load("tiny_mlp_toy").predict(X, verbose=0), expected, atol=1e-6)
     monkeypatch.setenv("KERAS_SSL_OFFLINE", "1")
     no_sockets(monkeypatch)
@@ -147,8 +155,11 @@ def test_preset_downloads_then_loads_offline(archive, cache, server, tmp_path, m
 
 def test_offline_preset_not_cached_is_a_clear_error(archive, cache, tmp_path, monkeypatch):
     path, sha256, _ = archive
-    private_zoo(tmp_path / "zoo", monkeypatch, card("tiny_mlp_toy", "tiny.tar.gz", sha256, os.path.getsize(path),
-                                                    ["https://example.invalid/tiny.tar.gz"]))
+    private_zoo(
+        tmp_path / "zoo",
+        monkeypatch,
+        card("tiny_mlp_toy", "tiny.tar.gz", sha256, os.path.getsize(path), ["https://example.invalid/tiny.tar.gz"]),
+    )
     monkeypatch.setenv("KERAS_SSL_OFFLINE", "1")
     no_sockets(monkeypatch)
     with pytest.raises(presets.OfflineError, match="KERAS_SSL_OFFLINE"):
@@ -157,16 +168,24 @@ def test_offline_preset_not_cached_is_a_clear_error(archive, cache, tmp_path, mo
 
 def test_shipped_archive_loads_without_network(archive, cache, tmp_path, monkeypatch):
     path, sha256, expected = archive
-    private_zoo(tmp_path / "zoo", monkeypatch, card("tiny_mlp_toy", "tiny.tar.gz", sha256, os.path.getsize(path)),
-                shipped_archive=path)
+    private_zoo(
+        tmp_path / "zoo",
+        monkeypatch,
+        card("tiny_mlp_toy", "tiny.tar.gz", sha256, os.path.getsize(path)),
+        shipped_archive=path,
+    )
     no_sockets(monkeypatch)
     np.testing.assert_allclose(keras_ssl.load("tiny_mlp_toy").predict(X, verbose=0), expected, atol=1e-6)
 
 
 def test_shipped_archive_that_does_not_match_its_card_is_refused(archive, cache, tmp_path, monkeypatch):
     path, sha256, _ = archive
-    private_zoo(tmp_path / "zoo", monkeypatch, card("tiny_mlp_toy", "tiny.tar.gz", "f" * 64, os.path.getsize(path)),
-                shipped_archive=path)
+    private_zoo(
+        tmp_path / "zoo",
+        monkeypatch,
+        card("tiny_mlp_toy", "tiny.tar.gz", "f" * 64, os.path.getsize(path)),
+        shipped_archive=path,
+    )
     with pytest.raises(presets.PresetUnavailableError, match="does not match the sha256"):
         keras_ssl.load("tiny_mlp_toy")
 

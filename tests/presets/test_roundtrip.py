@@ -24,17 +24,21 @@ print(keras.backend.backend(), "arrays changed:", changed, "of", len(before))
 assert changed > len(before) // 2
 """
 
-FINE_TUNE = """
+FINE_TUNE = (
+    """
 import keras, numpy as np, keras_ssl
 x, y = np.load("{tmp}/x.npy"), np.load("{tmp}/y.npy")
 encoder = keras_ssl.load("simclr_resnet")
 inputs = keras.Input((32, 32, 3))
 classifier = keras.Model(inputs, keras.layers.Dense(10)(encoder(inputs)))
 tracked = encoder
-""" + FIT + """
+"""
+    + FIT
+    + """
 keras_ssl.export(classifier, "{tmp}/bundle")
 np.save("{tmp}/logits.npy", classifier.predict(x, verbose=0))
 """
+)
 
 SERVE = """
 import numpy as np, tensorflow as tf
@@ -45,22 +49,30 @@ np.testing.assert_allclose(served, np.load("{tmp}/logits.npy"), atol=1e-4)
 print("served max diff", np.abs(served - np.load("{tmp}/logits.npy")).max())
 """
 
-FINE_TUNE_AGAIN_UNDER_JAX = """
+FINE_TUNE_AGAIN_UNDER_JAX = (
+    """
 import keras, numpy as np, keras_ssl
 assert keras.backend.backend() == "jax"
 x, y = np.load("{tmp}/x.npy"), np.load("{tmp}/y.npy")
 classifier = keras_ssl.load("{tmp}/bundle")
 np.testing.assert_allclose(classifier.predict(x, verbose=0), np.load("{tmp}/logits.npy"), atol=1e-4)
 tracked = classifier
-""" + FIT
+"""
+    + FIT
+)
 
 
 def run(script, tmp_path, backend=None):
     env = {**os.environ, "KERAS_SSL_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO_ROOT)}
     if backend:
         env["KERAS_BACKEND"] = backend
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script.format(tmp=tmp_path))], env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script.format(tmp=tmp_path))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result.stdout
 

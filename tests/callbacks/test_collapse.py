@@ -3,7 +3,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_ssl import augment, evaluation, methods
+from keras_ssl import augment, callbacks, methods
 from keras_ssl.testing import cifar10_sample
 
 
@@ -15,8 +15,12 @@ def constant_encoder():
 
 def test_a_collapsed_method_warns_exactly_once():
     (x, _), _ = cifar10_sample(num_train=8)
-    identity = augment.ImageAugmenter(crop_scale=(1, 1), crop_ratio=(1, 1), flip=False, jitter_strength=0, grayscale_probability=0)
-    method = methods.SimCLR(constant_encoder(), augmenter=augment.MultiViewAugmenter([identity, identity]), projection_dim=4)
+    identity = augment.ImageAugmenter(
+        crop_scale=(1, 1), crop_ratio=(1, 1), flip=False, jitter_strength=0, grayscale_probability=0
+    )
+    method = methods.SimCLR(
+        constant_encoder(), augmenter=augment.MultiViewAugmenter([identity, identity]), projection_dim=4
+    )
     method.compile(optimizer=keras.optimizers.SGD(0.0))  # nothing moves: it stays collapsed
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -27,7 +31,7 @@ def test_a_collapsed_method_warns_exactly_once():
 
 
 def test_a_healthy_std_does_not_warn():
-    callback = evaluation.CollapseWarning()
+    callback = callbacks.CollapseWarning()
     callback.set_model(type("M", (), {"embedding_dim": 16})())
     with warnings.catch_warnings():
         warnings.simplefilter("error")

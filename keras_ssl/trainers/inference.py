@@ -1,4 +1,8 @@
-"""Encoder features of an image array, computed in batches."""
+"""Encoder features of an image array, computed in batches by a separately compiled inference step.
+
+It lives with the trainers (below the methods) because DeepCluster clusters
+these features during training; `keras_ssl.evaluation` re-exports it.
+"""
 
 import keras
 import numpy as np
@@ -25,9 +29,7 @@ def extract_features(encoder, images, batch_size=512):
     runner.compile(jit_compile=True)
     scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
     # One batch at a time: only one float32 copy of a batch is alive, whatever the array size.
-    features = [runner.predict_on_batch(x[i : i + batch_size].astype("float32") * scale) for i in range(0, len(x), batch_size)]
+    features = [
+        runner.predict_on_batch(x[i : i + batch_size].astype("float32") * scale) for i in range(0, len(x), batch_size)
+    ]
     return np.concatenate([np.asarray(f, dtype="float32") for f in features])
-
-
-def l2_normalize(features, eps=1e-12):
-    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), eps)

@@ -20,11 +20,12 @@ import tempfile
 
 import keras
 
-from keras_ssl.presets.cache import SHA256_PATTERN, sha256_file
-from keras_ssl.presets.strict_json import parse_json_object
+# Imported for their side effect: they register the serialisable layers and backbones a bundle's config names.
+from keras_ssl import augment, backbones, layers  # noqa: F401
+from keras_ssl.utils.bundle_layout import ASSETS, CONFIG, METADATA, WEIGHTS
+from keras_ssl.utils.files import SHA256_PATTERN, sha256_file
+from keras_ssl.utils.strict_json import parse_json_object
 
-ASSETS = os.path.join("assets", "keras_ssl")
-CONFIG, WEIGHTS, METADATA = "config.json", "model.weights.h5", "metadata.json"
 MAX_CONFIG_BYTES = 16 * 2**20  # a config larger than this is refused, not parsed
 MAX_METADATA_BYTES = 2**20
 MAX_CONFIG_DEPTH = 200
@@ -83,7 +84,9 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None, extra_
     extra_assets = dict(extra_assets or {})
     for name in extra_assets:
         if name in (CONFIG, WEIGHTS, METADATA) or os.path.basename(name) != name or name.startswith("."):
-            raise ValueError(f"extra_assets names must be plain file names other than the bundle's own. Received: {name!r}")
+            raise ValueError(
+                f"extra_assets names must be plain file names other than the bundle's own. Received: {name!r}"
+            )
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
@@ -111,7 +114,7 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None, extra_
             "keras_ssl_version": __version__,
             "keras_version": keras.__version__,
             "backend": keras.backend.backend(),
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "input_shape": list(model.input_shape),
             "output_shape": list(model.output_shape),
             "weights_sha256": sha256_file(os.path.join(assets, WEIGHTS)),
@@ -153,11 +156,14 @@ def parse_metadata(text, source=METADATA):
         raise InvalidBundleError(f"{source}: expected format {BUNDLE_FORMAT!r}. Received: {_short(info.get('format'))}")
     sha = info.get("weights_sha256")
     if "weights_sha256" in info and not (isinstance(sha, str) and SHA256_PATTERN.fullmatch(sha)):
-        raise InvalidBundleError(f"{source}: expected weights_sha256 to be 64 lowercase hex digits. Received: {_short(sha)}")
+        raise InvalidBundleError(
+            f"{source}: expected weights_sha256 to be 64 lowercase hex digits. Received: {_short(sha)}"
+        )
     for key in ("input_shape", "output_shape"):
         if key in info and not _is_shape(info[key], nested=True):
             raise InvalidBundleError(
-                f"{source}: expected {key} to be a list of ints or nulls (or a list of such lists). Received: {_short(info[key])}"
+                f"{source}: expected {key} to be a list of ints or nulls (or a list of such lists). "
+                f"Received: {_short(info[key])}"
             )
     return info
 
@@ -174,7 +180,9 @@ def _read_limited(path, limit):
     """The bytes of `path`, refusing a file larger than `limit` before reading it."""
     size = os.path.getsize(path)
     if size > limit:
-        raise InvalidBundleError(f"{path}: expected at most {limit} bytes. Received: {size} bytes; refusing to parse it")
+        raise InvalidBundleError(
+            f"{path}: expected at most {limit} bytes. Received: {size} bytes; refusing to parse it"
+        )
     with open(path, "rb") as f:
         return f.read(limit + 1)
 
@@ -199,7 +207,9 @@ def check_config_safe(config):
     while stack:
         node, where, depth, layer = stack.pop()
         if depth > MAX_CONFIG_DEPTH:
-            raise UnsafeBundleError(f"Unsafe bundle config: nested deeper than {MAX_CONFIG_DEPTH} levels at {_place(where, layer)}.")
+            raise UnsafeBundleError(
+                f"Unsafe bundle config: nested deeper than {MAX_CONFIG_DEPTH} levels at {_place(where, layer)}."
+            )
         if isinstance(node, list):
             stack.extend((item, f"{where}[{i}]", depth + 1, layer) for i, item in enumerate(node))
             continue
@@ -267,11 +277,14 @@ def load_bundle(path, trainable=True):
     assets = os.path.join(path, ASSETS)
     if not os.path.isdir(assets):
         if os.path.isdir(path):
-            raise InvalidBundleError(f"{path} is not a keras_ssl bundle: expected {os.path.join(ASSETS, CONFIG)} inside it.")
+            raise InvalidBundleError(
+                f"{path} is not a keras_ssl bundle: expected {os.path.join(ASSETS, CONFIG)} inside it."
+            )
         raise FileNotFoundError(f"No bundle at {path}")
     config_path = os.path.join(assets, CONFIG)
-    config = parse_json_object(_read_limited(config_path, MAX_CONFIG_BYTES), config_path, MAX_CONFIG_BYTES,
-                               error=InvalidBundleError)
+    config = parse_json_object(
+        _read_limited(config_path, MAX_CONFIG_BYTES), config_path, MAX_CONFIG_BYTES, error=InvalidBundleError
+    )
     check_config_safe(config)
     metadata = read_metadata(path)
     weights = os.path.join(assets, WEIGHTS)
@@ -310,6 +323,7 @@ class _SavedModelLayer(keras.layers.TFSMLayer):
 
     def _add_existing_weight(self, weight):
         name = weight.name.replace("/", "_").replace(":", "_")
-        variable = keras.Variable(initializer=weight, trainable=weight.trainable, dtype=weight.dtype, shape=weight.shape,
-                                  name=name)
+        variable = keras.Variable(
+            initializer=weight, trainable=weight.trainable, dtype=weight.dtype, shape=weight.shape, name=name
+        )
         self._track_variable(variable)
