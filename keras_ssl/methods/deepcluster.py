@@ -8,7 +8,7 @@ from keras_ssl.augment import ImageAugmenter, MultiViewAugmenter
 from keras_ssl.data import check_images
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.registry import register_method
-from keras_ssl.trainers import replicas
+from keras_ssl.utils import replicas
 from keras_ssl.trainers.inference import extract_features
 
 

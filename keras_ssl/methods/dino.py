@@ -9,7 +9,7 @@ from keras_ssl.layers.ema import copy_as_teacher
 from keras_ssl.losses import dino_loss
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.registry import register_method
-from keras_ssl.trainers import replicas
+from keras_ssl.utils import replicas
 
 
 @register_method("dino")

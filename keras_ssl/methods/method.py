@@ -19,7 +19,7 @@ from keras_ssl.augment import to_unit_float
 from keras_ssl.callbacks import CollapseWarning
 from keras_ssl.layers.ema import ema_value, momentum_schedule
 from keras_ssl.losses.normalize import l2_normalize
-from keras_ssl.trainers import replicas
+from keras_ssl.utils import replicas
 
 
 def shapes_match(a, b):

@@ -9,7 +9,7 @@ from keras_ssl.layers.queue import FeatureQueue
 from keras_ssl.losses import info_nce
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.registry import register_method
-from keras_ssl.trainers import replicas
+from keras_ssl.utils import replicas
 
 
 @register_method("moco")

@@ -7,7 +7,7 @@ from keras_ssl.layers import simclr_projection_head
 from keras_ssl.losses import nt_xent
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.registry import register_method
-from keras_ssl.trainers import replicas
+from keras_ssl.utils import replicas
 
 
 @register_method("simclr")
