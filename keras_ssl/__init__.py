@@ -29,6 +29,7 @@ _FUNCTIONS = {
     "get_preset": "keras_ssl.presets",
     "list_presets": "keras_ssl.presets",
     "load": "keras_ssl.presets",
+    "set_deterministic": "keras_ssl.utils.determinism",
 }
 
 __all__ = [*_SUBPACKAGES, *_FUNCTIONS, "__version__"]

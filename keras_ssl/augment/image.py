@@ -15,6 +15,8 @@ import math
 import keras
 from keras import layers, ops
 
+from keras_ssl.utils import replicas
+
 _FLOAT = "float32"
 
 
@@ -37,6 +39,11 @@ def to_unit_float(images):
     if "float" not in dtype:
         raise ValueError(f"Expected uint8 images in [0, 255] or float images in [0, 1]. Received: dtype={dtype}")
     return ops.cast(images, _FLOAT)
+
+
+def _per_sample_uniform(shape, seed_generator, low=0.0, high=1.0):
+    """Uniform draws, one row per image; under tf.distribute, this replica's rows of the global batch's draw."""
+    return replicas.per_sample(lambda s: keras.random.uniform(s, low, high, seed=seed_generator), shape)
 
 
 def _interpolation_matrix(start, extent, in_size, out_size):
@@ -81,9 +88,9 @@ class RandomResizedCrop(layers.Layer):
         batch = ops.shape(images)[0]
         height, width = images.shape[1], images.shape[2]
         tries = 10
-        area = keras.random.uniform((batch, tries), *self.scale, seed=self.seed_generator)
-        log_ratio = keras.random.uniform(
-            (batch, tries), math.log(self.ratio[0]), math.log(self.ratio[1]), seed=self.seed_generator
+        area = _per_sample_uniform((batch, tries), self.seed_generator, *self.scale)
+        log_ratio = _per_sample_uniform(
+            (batch, tries), self.seed_generator, math.log(self.ratio[0]), math.log(self.ratio[1])
         )
         aspect = ops.exp(log_ratio)
         # Box sides as fractions of the image sides.
@@ -94,7 +101,7 @@ class RandomResizedCrop(layers.Layer):
         any_fits = ops.any(fits, axis=1)
         box_w = ops.where(any_fits, ops.take_along_axis(box_w, first, axis=1)[:, 0], 1.0)
         box_h = ops.where(any_fits, ops.take_along_axis(box_h, first, axis=1)[:, 0], 1.0)
-        offsets = keras.random.uniform((batch, 2), seed=self.seed_generator)
+        offsets = _per_sample_uniform((batch, 2), self.seed_generator)
         x0 = offsets[:, 0] * (1.0 - box_w)
         y0 = offsets[:, 1] * (1.0 - box_h)
         out_h, out_w = self.size or (height, width)
@@ -133,7 +140,7 @@ class RandomApply(layers.Layer):
 
     def call(self, images, training=True):
         changed = self.layer(images, training=training)
-        draw = keras.random.uniform((ops.shape(images)[0], 1, 1, 1), seed=self.seed_generator)
+        draw = _per_sample_uniform((ops.shape(images)[0], 1, 1, 1), self.seed_generator)
         return ops.where(draw < self.rate, ops.cast(changed, images.dtype), images)
 
     def compute_output_shape(self, input_shape):
@@ -169,7 +176,7 @@ class GaussianBlur(layers.Layer):
     def call(self, images, training=True):
         k = self._kernel_size(min(images.shape[1], images.shape[2]))
         half = k // 2
-        sigma = keras.random.uniform((ops.shape(images)[0], 1), *self.sigma, seed=self.seed_generator)
+        sigma = _per_sample_uniform((ops.shape(images)[0], 1), self.seed_generator, *self.sigma)
         taps = ops.arange(-half, half + 1, dtype=_FLOAT)[None, :]
         weights = ops.exp(-(taps**2) / (2.0 * sigma**2))
         weights = weights / ops.sum(weights, axis=1, keepdims=True)  # (B, k)

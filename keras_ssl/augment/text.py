@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from keras_ssl.utils import replicas
+
 
 def mask_tokens(token_ids, mask_rate, vocabulary_size, mask_id, first_word_id, seed_generator, max_predictions=None):
     """Chooses tokens to predict and corrupts them, inside the train step.
@@ -27,16 +29,22 @@ def mask_tokens(token_ids, mask_rate, vocabulary_size, mask_id, first_word_id, s
     max_predictions = int(max_predictions or min(length, max(1, math.ceil(1.5 * mask_rate * length))))
     shape = ops.shape(token_ids)
     candidates = ops.cast(token_ids >= first_word_id, "float32")
-    chosen = ops.cast(keras.random.uniform(shape, seed=seed_generator) < mask_rate, "float32") * candidates
+
+    def uniform(s):  # per-sample draws: under tf.distribute, this replica's rows of the global batch's draw
+        return replicas.per_sample(lambda s: keras.random.uniform(s, seed=seed_generator), s)
+
+    chosen = ops.cast(uniform(shape) < mask_rate, "float32") * candidates
     # Chosen tokens first (priority > 1), in random order; the top P become the predictions.
-    priority = chosen * 2.0 + keras.random.uniform(shape, seed=seed_generator)
+    priority = chosen * 2.0 + uniform(shape)
     _, positions = ops.top_k(priority, max_predictions)
     weights = ops.take_along_axis(chosen, positions, axis=1)
     targets = ops.take_along_axis(token_ids, positions, axis=1)
     # Only the gathered positions are corrupted, so every corrupted token is predicted.
     selected = ops.sum(ops.one_hot(positions, length) * weights[..., None], axis=1) > 0.5
-    action = keras.random.uniform(shape, seed=seed_generator)
-    random_words = keras.random.randint(shape, first_word_id, vocabulary_size, seed=seed_generator, dtype="int32")
+    action = uniform(shape)
+    random_words = replicas.per_sample(
+        lambda s: keras.random.randint(s, first_word_id, vocabulary_size, seed=seed_generator, dtype="int32"), shape
+    )
     ids = ops.cast(token_ids, "int32")
     corrupted = ops.where(action < 0.8, mask_id, ops.where(action < 0.9, random_words, ids))
     return ops.where(selected, corrupted, ids), positions, targets, weights

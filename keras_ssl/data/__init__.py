@@ -2,7 +2,13 @@
 
 from keras_ssl.data.arrays import ArrayBatches, check_images, check_token_ids, check_vectors, draw_seed, to_float_images
 from keras_ssl.data.cifar import CIFAR10_LABELS, load_cifar10_npz
-from keras_ssl.data.datasets import check_replica_batch, first_batch_shape, prepare_pretraining_data, tfds_images
+from keras_ssl.data.datasets import (
+    check_replica_batch,
+    first_batch_shape,
+    positioned,
+    prepare_pretraining_data,
+    tfds_images,
+)
 from keras_ssl.data.text import drop_subphrases, load_sst2, load_wikitext
 from keras_ssl.data.tokenizer import SPECIAL_TOKENS, WordPieceTokenizer
 
@@ -11,6 +17,7 @@ __all__ = [
     "check_replica_batch",
     "draw_seed",
     "first_batch_shape",
+    "positioned",
     "CIFAR10_LABELS",
     "check_images",
     "check_token_ids",

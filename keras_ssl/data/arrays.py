@@ -114,10 +114,18 @@ class ArrayBatches(keras.utils.PyDataset):
         seed: the shuffling seed; default: drawn from NumPy's global generator,
             so `keras.utils.set_random_seed` makes it reproducible.
         row_indices: yield `(images, rows)`, the rows each batch came from.
+        process_shard: `(index, count)`: this process yields only its slice
+            of each global batch (a JAX run over several processes).
     """
 
-    def __init__(self, images, batch_size, shuffle=True, seed=None, row_indices=False, **kwargs):
+    def __init__(self, images, batch_size, shuffle=True, seed=None, row_indices=False, process_shard=(0, 1), **kwargs):
         super().__init__(**kwargs)
+        self.process_shard = tuple(process_shard)
+        if batch_size % self.process_shard[1]:
+            raise ValueError(
+                f"The global batch ({batch_size}) must divide evenly over the {self.process_shard[1]} processes. "
+                f"Received: batch_size={batch_size}"
+            )
         self.images = images
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -153,7 +161,10 @@ class ArrayBatches(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
         start = (index + self.first_step) * self.batch_size
-        return np.sort(self.order(self.epoch)[start : start + self.batch_size])
+        rows = np.sort(self.order(self.epoch)[start : start + self.batch_size])
+        process, processes = self.process_shard
+        local = self.batch_size // processes
+        return rows[process * local : (process + 1) * local]
 
     def __getitem__(self, index):
         rows = self.rows(index)

@@ -3,9 +3,11 @@
 TensorFlow is imported lazily, only when a tf.data or TFDS input is given.
 """
 
+import keras
 import numpy as np
 
 from keras_ssl.data.arrays import ArrayBatches, check_images, check_token_ids, check_vectors
+from keras_ssl.utils import replicas
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -137,8 +139,6 @@ def prepare_pretraining_data(
     batch must split evenly over `num_replicas` into per-replica batches of
     at least `min_batch_size`. `input_shape` is None when only a batch can tell.
     """
-    import keras
-
     if x is None:
         raise ValueError("Expected training images. Received: x=None")
     if isinstance(x, str):
@@ -166,5 +166,48 @@ def prepare_pretraining_data(
         raise _batch_too_small(method_name, min_batch_size, f"{len(images)} image(s) in total")
     batch_size = min(batch_size, len(images))
     check_replica_batch(batch_size, num_replicas, min_batch_size, method_name)
-    batches = ArrayBatches(images, batch_size, shuffle=shuffle, seed=seed, row_indices=row_indices)
+    batches = ArrayBatches(
+        images, batch_size, shuffle=shuffle, seed=seed, row_indices=row_indices, process_shard=replicas.process_shard()
+    )
     return batches, len(batches), images.shape[1:]
+
+
+def positioned(data, epoch, first_step, end_epoch, steps_per_epoch):
+    """`(x, steps_per_epoch)` for a `fit` over epochs [epoch, end_epoch) that starts at batch `first_step`.
+
+    `first_step > 0` (a resumed epoch) is only asked for one epoch. Arrays and
+    keras_ssl's file inputs draw each epoch's order from (seed, epoch), so the
+    batches are those an uninterrupted run would see. A user's tf.data.Dataset
+    or PyDataset skips the batches already trained on, which repeats the
+    uninterrupted run only when its order does not change between epochs (or
+    is seeded per epoch).
+    """
+    if first_step and end_epoch != epoch + 1:
+        raise ValueError(
+            f"A resumed epoch is trained on its own. Received: epochs {epoch}..{end_epoch}, step {first_step}"
+        )
+    if hasattr(data, "fit_input"):
+        steps = steps_per_epoch - first_step if first_step else steps_per_epoch
+        return data.fit_input(epoch, first_step, end_epoch), steps
+    if hasattr(data, "set_position"):
+        data.set_position(epoch, first_step)
+        return data, None
+    if not first_step:
+        return data, None
+    if _is_tf_dataset(data):
+        return data.skip(first_step), steps_per_epoch - first_step
+    return _Skipped(data, first_step), None
+
+
+class _Skipped(keras.utils.PyDataset):
+    """A user's PyDataset without its first `skip` batches (for a resumed epoch)."""
+
+    def __init__(self, dataset, skip):
+        super().__init__()
+        self.dataset, self.skip = dataset, skip
+
+    def __len__(self):
+        return len(self.dataset) - self.skip
+
+    def __getitem__(self, index):
+        return self.dataset[index + self.skip]

@@ -13,6 +13,7 @@ from keras_ssl.backbones.decoder import mirror_decoder
 from keras_ssl.losses.reconstruction import RECONSTRUCTION_LOSSES, kl_divergence, psnr, reconstruction_error
 from keras_ssl.methods.method import Method, embedding_std, shapes_match
 from keras_ssl.methods.registry import register_method
+from keras_ssl.utils import replicas
 
 
 class ReconstructionMethod(Method):
@@ -171,10 +172,12 @@ class DenoisingAutoencoder(Autoencoder):
     def corrupt(self, x, training=True):
         shape = ops.shape(x)
         if self.noise == "gaussian":
-            noisy = x + self.noise_stddev * keras.random.normal(shape, seed=self.seed_generator)
+            noise = replicas.per_sample(lambda s: keras.random.normal(s, seed=self.seed_generator), shape)
+            noisy = x + self.noise_stddev * noise
             return ops.clip(noisy, 0.0, 1.0) if self.input_kind == "images" else noisy
         mask_shape = (*shape[:-1], 1) if self.input_kind == "images" else shape
-        keep = keras.random.uniform(mask_shape, seed=self.seed_generator) >= self.mask_rate
+        keep = replicas.per_sample(lambda s: keras.random.uniform(s, seed=self.seed_generator), mask_shape)
+        keep = keep >= self.mask_rate
         return x * ops.cast(keep, x.dtype)
 
     def reconstruct_batch(self, inputs):
@@ -246,7 +249,8 @@ class VariationalAutoencoder(ReconstructionMethod):
         if self.augmenter is not None:
             x = self.augmenter(x, training=training)
         mean, log_var = self._posterior(x, training)
-        z = mean + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mean), seed=self.seed_generator)
+        epsilon = replicas.per_sample(lambda s: keras.random.normal(s, seed=self.seed_generator), ops.shape(mean))
+        z = mean + ops.exp(0.5 * log_var) * epsilon
         reconstruction = self.decoder(z, training=training)
         error = reconstruction_error(x, reconstruction, self.reconstruction_loss)
         per_sample = ops.sum(ops.reshape(error, (ops.shape(error)[0], -1)), axis=1)

@@ -10,6 +10,7 @@ from keras_ssl.losses.reconstruction import psnr_from_mse
 from keras_ssl.methods.autoencoder import ReconstructionMethod
 from keras_ssl.methods.method import embedding_std
 from keras_ssl.methods.registry import register_method
+from keras_ssl.utils import replicas
 
 
 @register_method("mae")
@@ -113,7 +114,9 @@ class MAE(ReconstructionMethod):
         (B, num_visible), the inverse permutation (B, N), and the mask
         (B, N), 1 for removed patches.
         """
-        noise = keras.random.uniform((batch_size, self.num_patches), seed=self.seed_generator)
+        noise = replicas.per_sample(
+            lambda s: keras.random.uniform(s, seed=self.seed_generator), (batch_size, self.num_patches)
+        )
         shuffle = ops.argsort(noise, axis=1)
         restore = ops.argsort(shuffle, axis=1)
         keep = shuffle[:, : self.num_visible]

@@ -16,9 +16,11 @@ from keras import ops
 from keras_ssl import data as data_lib
 from keras_ssl import trainers
 from keras_ssl.augment import to_unit_float
-from keras_ssl.callbacks import CollapseWarning
+from keras_ssl.callbacks import BackupAndRestore, CollapseWarning, TerminateOnNonFinite
+from keras_ssl.callbacks.backup import run_fingerprint
 from keras_ssl.layers.ema import ema_value, momentum_schedule
 from keras_ssl.losses.normalize import l2_normalize
+from keras_ssl.trainers import distribution
 from keras_ssl.utils import replicas
 
 
@@ -280,6 +282,11 @@ class Method(keras.Model):
         `keras.utils.PyDataset`. Array batches drop the remainder so every
         step sees a full batch; `batch_size` is the global batch, split over
         the replicas of a distribution.
+
+        With a `keras_ssl.callbacks.BackupAndRestore` among the callbacks,
+        the run resumes from its latest backup at the exact step: the
+        interrupted epoch continues with the batches it had not trained on.
+        Training stops with `NonFiniteError` at the first NaN or infinite loss.
         """
         if not self.compiled:
             self.compile()
@@ -298,17 +305,74 @@ class Method(keras.Model):
         )
         if not self.built:
             self.build((None, *(input_shape or data_lib.first_batch_shape(data)[1:])))
-        self._plan(kwargs.get("steps_per_epoch") or steps, epochs, initial_epoch)
+        steps = kwargs.pop("steps_per_epoch", None) or steps
+        self._plan(steps, epochs, initial_epoch)
+        with replicas.scope(self):
+            self.optimizer.build(self.trainable_variables)  # its variables exist before a backup is restored
+
         callbacks = list(callbacks or [])
-        if type(self).begin_epoch is not Method.begin_epoch:
-            callbacks.insert(0, _BeginEpoch(self, data))
+        backup = next((c for c in callbacks if isinstance(c, BackupAndRestore)), None)
+        start_epoch, first_step = initial_epoch, 0
+        if backup is not None:
+            if not steps:
+                raise ValueError("BackupAndRestore needs to know the steps per epoch: pass `steps_per_epoch`.")
+            samples = len(data.images) if isinstance(data, data_lib.ArrayBatches) else None
+            fingerprint = run_fingerprint(self, getattr(data, "batch_size", batch_size), num_replicas, samples)
+            position = backup.attach(self, fingerprint, steps, getattr(data, "seed", None))
+            if position is not None:
+                start_epoch, first_step = position
+                if hasattr(data, "seed") and backup.data_seed is not None:
+                    data.seed = backup.data_seed  # the interrupted run's shuffling continues
+        if not any(isinstance(c, TerminateOnNonFinite) for c in callbacks):
+            callbacks.insert(0, TerminateOnNonFinite())  # before any callback that could save what a NaN broke
+        callbacks.insert(0, _EpochStart(self, data, resume=(start_epoch, first_step)))
         if self.warns_on_collapse and not any(isinstance(c, CollapseWarning) for c in callbacks):
             callbacks.append(CollapseWarning())
+
+        # An interrupted epoch is finished by a fit of its remaining batches, then the full epochs follow.
+        segments = []
+        if first_step and start_epoch < epochs:
+            segments.append((start_epoch, start_epoch + 1, first_step))
+            start_epoch += 1
+        if start_epoch < epochs:
+            segments.append((start_epoch, epochs, 0))
+        history = None
         with self._batchnorm_synchronised(num_replicas):
-            # Shuffling is done by the data prepared above (Keras would warn it ignores it).
-            return super().fit(
-                data, epochs=epochs, shuffle=False, callbacks=callbacks, initial_epoch=initial_epoch, **kwargs
-            )
+            for begin, end, skip in segments:
+                x_fit, steps_fit = data_lib.positioned(data, begin, skip, end, steps)
+                try:
+                    # Shuffling is done by the data prepared above (Keras would warn it ignores it).
+                    part = super().fit(
+                        x_fit,
+                        epochs=end,
+                        initial_epoch=begin,
+                        steps_per_epoch=steps_fit,
+                        shuffle=False,
+                        callbacks=callbacks,
+                        **kwargs,
+                    )
+                except Exception as error:
+                    lost = distribution.lost_worker_error(error) if replicas.process_count(self) > 1 else None
+                    if lost is None:
+                        raise
+                    raise lost from error
+                history = part if history is None else _merge_histories(history, part)
+                if self.stop_training:
+                    break
+        if backup is not None:
+            history = _with_earlier_epochs(history, backup, initial_epoch)
+            if not self.stop_training:
+                backup.finish()
+        return history
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras's TensorFlow trainer averages the first batch over replicas to build the model symbolically,
+        # which fails under MultiWorkerMirroredStrategy ("Attempt to convert a value (PerReplica...)"). A method
+        # is built, and its optimizer too, before Keras's fit starts, and it compiles no loss or metrics, so
+        # there is nothing to build from a batch.
+        if self.built and self.optimizer.built and self._compile_loss is None and self._compile_metrics is None:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     @contextlib.contextmanager
     def _batchnorm_synchronised(self, num_replicas):
@@ -335,12 +399,49 @@ class Method(keras.Model):
         return config
 
 
-class _BeginEpoch(keras.callbacks.Callback):
-    """Calls the method's `begin_epoch` hook (first in the callback list, so others see its effect)."""
+class _EpochStart(keras.callbacks.Callback):
+    """Tells the data which epoch begins and calls the method's `begin_epoch` hook.
 
-    def __init__(self, method, data):
+    First in the callback list, so the others see its effect. A resumed epoch
+    keeps the position and the per-epoch state (pseudo-labels) it was restored
+    with.
+    """
+
+    def __init__(self, method, data, resume):
         super().__init__()
-        self.method, self.data = method, data
+        self.method, self.data, self.resume = method, data, resume
 
     def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.resume[0] and self.resume[1]:
+            return
+        if hasattr(self.data, "set_position"):
+            self.data.set_position(epoch, 0)
         self.method.begin_epoch(epoch, self.data)
+
+
+def _merge_histories(first, second):
+    """One History for a run trained in segments (an interrupted epoch, then the rest)."""
+    for key, values in second.history.items():
+        first.history.setdefault(key, []).extend(values)
+    first.epoch.extend(second.epoch)
+    return first
+
+
+def _with_earlier_epochs(history, backup, initial_epoch):
+    """Puts the logs of the epochs trained before an interruption in front of this run's."""
+    if history is None:  # the backup was already at the end: nothing left to train
+        history = keras.callbacks.History()
+        history.history, history.epoch = {}, []
+        first = initial_epoch + len(backup.epoch_logs())
+        for logs in backup.epoch_logs():
+            for key in logs:
+                history.history.setdefault(key, [])
+    else:
+        first = history.epoch[0] if history.epoch else initial_epoch
+    earlier = backup.epoch_logs()[: max(0, first - initial_epoch)]
+    if not earlier:
+        return history
+    for key in history.history:
+        history.history[key] = [logs.get(key, float("nan")) for logs in earlier] + history.history[key]
+    history.epoch = list(range(initial_epoch, initial_epoch + len(earlier))) + history.epoch
+    return history

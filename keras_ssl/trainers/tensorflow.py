@@ -34,9 +34,26 @@ def train_step(method, data):
     grads = tape.gradient(scaled_loss, variables)
     method.optimizer.apply(grads, variables)
     method.update_teachers()
-    return method.update_trackers(loss, logs)
+    return _reducible(method.update_trackers(loss, logs))
 
 
 def test_step(method, data):
     loss, logs = _total_loss(method, method.unpack_batch(data), training=False)
-    return method.update_trackers(loss, logs)
+    return _reducible(method.update_trackers(loss, logs))
+
+
+def _reducible(logs):
+    """Logs Keras can average over workers.
+
+    Keras's TensorFlow trainer averages a MultiWorkerMirroredStrategy step's
+    outputs with `strategy.reduce("MEAN", value, axis=0)`, which fails on
+    scalars ("Invalid reduction dimension 0 for input with 0 dimensions");
+    one-element vectors reduce to the same scalar.
+    """
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if not (multi_worker and strategy.extended._in_multi_worker_mode()):
+        return logs
+    return {name: tf.reshape(value, (1,)) for name, value in logs.items()}

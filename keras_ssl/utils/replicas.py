@@ -46,6 +46,28 @@ def mean(x):
     return context.all_reduce(tf.distribute.ReduceOp.MEAN, x)
 
 
+def per_sample(draw, shape):
+    """`draw(shape)` for this replica's rows of the global batch: random values a single device would draw.
+
+    `draw` takes a shape whose first axis is the batch (e.g. `lambda s:
+    keras.random.uniform(s, seed=generator)`). Under a multi-replica
+    TensorFlow strategy every replica draws the values of the whole global
+    batch (its seed generator is mirrored, so all draw the same) and keeps its
+    own slice: per-sample noise, masks and dropout-like choices then equal the
+    single-device run's and differ between replicas, instead of repeating the
+    same draws on every replica. Elsewhere it is just `draw(shape)`.
+    """
+    context = _tf_replica_context()
+    if context is None:
+        return draw(shape)
+    import tensorflow as tf
+
+    local = shape[0]
+    values = draw((local * context.num_replicas_in_sync, *shape[1:]))
+    start = tf.cast(context.replica_id_in_sync_group, "int32") * local
+    return values[start : start + local]
+
+
 def in_replica_step():
     """Whether the code runs inside one replica's step of a multi-replica TensorFlow strategy."""
     return _tf_replica_context() is not None
@@ -63,6 +85,36 @@ def replica_count(model=None):
         distribution = keras.distribution.distribution()
         if isinstance(distribution, keras.distribution.DataParallel):
             return int(distribution.device_mesh.devices.size)
+    return 1
+
+
+def process_shard():
+    """`(this process, processes)` when every process feeds its own slice of each global batch (JAX multi-process).
+
+    A JAX run over several processes takes each process's rows of the global
+    batch from that process; TensorFlow's MultiWorkerMirroredStrategy shards
+    the input itself, so there (and on one process) this is `(0, 1)`.
+    """
+    if keras.backend.backend() == "jax":
+        import jax
+
+        if jax.process_count() > 1:
+            return jax.process_index(), jax.process_count()
+    return 0, 1
+
+
+def process_count(model=None):
+    """How many processes (workers) the run spans."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        strategy = model.distribute_strategy if model is not None else tf.distribute.get_strategy()
+        return int(getattr(strategy.extended, "_num_workers", 1))
+    if backend == "jax":
+        import jax
+
+        return int(jax.process_count())
     return 1
 
 
