@@ -11,8 +11,11 @@ place at the end, so an interrupted export never leaves a half-written bundle
 and never destroys an existing one.
 """
 
+import collections
+import copy
 import datetime
 import json
+import math
 import os
 import re
 import shutil
@@ -31,6 +34,13 @@ MAX_METADATA_BYTES = 2**20
 MAX_CONFIG_DEPTH = 200
 BUNDLE_FORMAT = "keras_ssl.bundle/1"
 SAFE_MODULE = re.compile(r"^keras(_ssl)?(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# The load budget: bundles whose config or weights ask for more memory are refused before anything is allocated.
+MAX_BYTES_ENV = "KERAS_SSL_MAX_BUNDLE_BYTES"
+DEFAULT_MAX_BYTES = 2 * 2**30
+MAX_WEIGHT_ENTRIES = 100_000  # HDF5 groups, datasets and links visited in model.weights.h5 before refusing
+BYTES_PER_PARAMETER = 4  # the config estimate assumes float32 weights; the built model's check uses real dtypes
+# Python objects per Keras layer: ~13-16 KiB measured (TransformerBlock sublayers, both backends), doubled.
+LAYER_OVERHEAD_BYTES = 32 * 2**10
 UNSAFE_CLASSES = {
     "Lambda": "a Lambda layer runs arbitrary Python code",
     "TFSMLayer": "a TFSMLayer loads another SavedModel from a path",
@@ -44,6 +54,10 @@ class UnsafeBundleError(ValueError):
 
 class InvalidBundleError(ValueError):
     """A bundle whose files are not the documented shape (bad JSON, fields, sizes or checksums)."""
+
+
+class BundleTooLargeError(InvalidBundleError):
+    """A bundle whose config or weights file asks for more memory than the load budget (`max_bytes`) allows."""
 
 
 def export(model, path, overwrite=False, metadata=None, input_shape=None, extra_assets=None):
@@ -257,20 +271,389 @@ def _place(where, layer):
     return f"layer {_short(layer)} at {where}" if layer else where
 
 
-def load_bundle(path, trainable=True):
+def max_load_bytes(max_bytes=None):
+    """The load budget in bytes: `max_bytes`, else $KERAS_SSL_MAX_BUNDLE_BYTES, else 2 GiB.
+
+    The variable takes a number of bytes with an optional unit: `4294967296`,
+    `4GiB`, `500MB` (KB/MB/GB/TB are powers of 1000, KiB/MiB/GiB/TiB of 1024).
+    """
+    if max_bytes is None:
+        text = os.environ.get(MAX_BYTES_ENV, "").strip()
+        if not text:
+            return DEFAULT_MAX_BYTES
+        return _parse_bytes(text, MAX_BYTES_ENV)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+        raise ValueError(f"Expected max_bytes to be a positive int (bytes) or None. Received: {_short(max_bytes)}")
+    return max_bytes
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
+
+
+def _parse_bytes(text, source):
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)", text)
+    unit = match and match.group(2).lower()
+    if not match or unit not in _UNITS or float(match.group(1)) * _UNITS[unit] < 1:
+        raise ValueError(
+            f"{source}: expected a positive number of bytes, optionally with a unit (e.g. 4294967296 or 4GiB). "
+            f"Received: {_short(text)}"
+        )
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def _readable(n):
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _budget_hint(budget):
+    return (
+        f"over the load budget of {_readable(budget)} ({budget} bytes). Refusing it before allocating anything. "
+        f"If you trust this bundle, raise the budget: keras_ssl.load(..., max_bytes=<bytes>) or "
+        f"{MAX_BYTES_ENV}=<bytes, e.g. 8GiB>."
+    )
+
+
+class ConfigEstimate(collections.namedtuple("ConfigEstimate", ["parameters", "layers", "largest"])):
+    """What a config asks for: `parameters` (all variables' values), `layers` (Keras layers to create) and
+    `largest` ((parameters, layer name, class name) of the largest layer, or None)."""
+
+    __slots__ = ()
+
+    @property
+    def nbytes(self):
+        """The estimated memory in bytes: float32 weights plus a fixed overhead per layer."""
+        return self.parameters * BYTES_PER_PARAMETER + self.layers * LAYER_OVERHEAD_BYTES
+
+
+def estimate_config_size(config):
+    """Estimates the weights and layers a serialised Keras config asks for, from the config alone.
+
+    Nothing is built: the sizes are read from the layers' arguments and the
+    input shapes Keras builds each layer with (`build_config`). Counted
+    exactly: Dense, Conv1D/2D/3D (and transposed), Depthwise/SeparableConv,
+    Embedding, Batch/Layer/GroupNormalization, MultiHeadAttention, and
+    keras_ssl's PatchEmbedding, PositionEmbedding, ClassToken,
+    TransformerBlock, PrototypeLayer, FeatureQueue, ViT (its `dim`, `depth`,
+    `num_heads`, `mlp_ratio`, `image_size`, `patch_size`) and
+    TransformerEncoder (`vocabulary_size`, `max_length`, `dim`, `depth`).
+    Other layers count as layers with no weights; `load_bundle` checks the
+    built model's exact variables afterwards.
+
+    Returns:
+        A `ConfigEstimate`; its `nbytes` is what `check_config_size` compares
+        with the budget.
+    """
+    parameters, layers_count, largest = 0, 0, None
+    for node in _layer_nodes(config):
+        count, sublayers = _layer_parameters(node)
+        parameters += count
+        layers_count += 1 + sublayers
+        if count and (largest is None or count > largest[0]):
+            largest = (count, _layer_name(node), node["class_name"])
+    return ConfigEstimate(parameters, layers_count, largest)
+
+
+def check_config_size(config, max_bytes=None, source=CONFIG):
+    """Refuses, with `BundleTooLargeError`, a config whose `estimate_config_size` exceeds the load budget."""
+    budget = max_load_bytes(max_bytes)
+    estimate = estimate_config_size(config)
+    if estimate.nbytes > budget:
+        largest = ""
+        if estimate.largest:
+            count, name, class_name = estimate.largest
+            largest = f"; the largest is layer {_short(name)} ({class_name}) with {count:,} parameters"
+        raise BundleTooLargeError(
+            f"{source}: the config asks for about {estimate.parameters:,} parameters in {estimate.layers:,} layers "
+            f"({_readable(estimate.nbytes)}, {estimate.nbytes} bytes{largest}), {_budget_hint(budget)}"
+        )
+    return estimate
+
+
+def _layer_nodes(config):
+    """Every serialised layer or model in `config`: a dict with a class_name and a config holding name and trainable."""
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (list, tuple)):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if isinstance(node.get("class_name"), str) and _layer_name(node) is not None:
+                yield node
+            stack.extend(value for value in node.values() if isinstance(value, (dict, list, tuple)))
+
+
+def _size(value, default=0):
+    """A non-negative int from a config value (an int or integral float), else `default`."""
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and value >= 0 else default
+
+
+def _product(values):
+    return math.prod(_size(v, 1) for v in values)
+
+
+def _build_shape(node, key="input_shape"):
+    """The shape a layer is built with (its `build_config`), the first one for several inputs; None if unknown."""
+    build = node.get("build_config")
+    if isinstance(build, dict) and isinstance(build.get("shapes_dict"), dict):
+        build = build["shapes_dict"]  # layers built from several named shapes (MultiHeadAttention)
+    shape = build.get(key) if isinstance(build, dict) else None
+    if isinstance(shape, dict):
+        shape = next(iter(shape.values()), None)
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple, dict)):
+        shape = shape[0]
+    return shape if isinstance(shape, (list, tuple)) else None
+
+
+def _input_dim(node, axis=-1, key="input_shape"):
+    """The size of one axis of the layer's build shape; 1 (the least it can be) when unknown."""
+    shape = _build_shape(node, key)
+    axis = axis if isinstance(axis, int) and not isinstance(axis, bool) else -1
+    if not shape or not -len(shape) <= axis < len(shape):
+        return 1
+    return _size(shape[axis], 1) or 1
+
+
+def _transformer_block(dim, mlp_dim):
+    """Parameters of a TransformerBlock over `dim`-vectors: attention (q, k, v, output), two LayerNorms, the MLP."""
+    return 4 * dim * dim + 4 * dim + 4 * dim + 2 * dim * mlp_dim + mlp_dim + dim
+
+
+TRANSFORMER_BLOCK_LAYERS = 13  # the block, its MultiHeadAttention (7 with its Dense, softmax, dropout), 2 norms, MLP
+
+
+def _layer_parameters(node):
+    """(parameters, sublayers its config does not list) of one serialised layer."""
+    name, c = node["class_name"], node["config"]
+    if name in ("ViT", "TransformerEncoder"):
+        return _backbone_parameters(name, c)
+    channels_axis = 1 if c.get("data_format") == "channels_first" else -1
+    if name == "Dense":
+        units = _size(c.get("units"))
+        return _input_dim(node) * units + (units if c.get("use_bias", True) else 0), 0
+    conv = re.fullmatch(r"(Separable|Depthwise)?Conv([123])D(Transpose)?", name)
+    if conv:
+        rank = int(conv.group(2))
+        kernel = c.get("kernel_size", 1)
+        kernel = _product(kernel) if isinstance(kernel, (list, tuple)) else _size(kernel, 1) ** rank
+        channels = _input_dim(node, channels_axis)
+        filters, multiplier = _size(c.get("filters")), _size(c.get("depth_multiplier"), 1)
+        if conv.group(1) == "Depthwise":
+            weights, bias = kernel * channels * multiplier, channels * multiplier
+        elif conv.group(1) == "Separable":
+            weights, bias = kernel * channels * multiplier + channels * multiplier * filters, filters
+        else:
+            weights, bias = kernel * (channels // max(_size(c.get("groups"), 1), 1) or 1) * filters, filters
+        return weights + (bias if c.get("use_bias", True) else 0), 0
+    if name == "Embedding":
+        return _size(c.get("input_dim")) * _size(c.get("output_dim")), 0
+    if name in ("BatchNormalization", "LayerNormalization", "GroupNormalization"):
+        axis = c.get("axis", -1)
+        dim = _input_dim(node, axis if isinstance(axis, int) else -1)
+        scale, center = bool(c.get("scale", True)), bool(c.get("center", True)) and not c.get("rms_scaling")
+        return dim * (scale + center + (2 if name == "BatchNormalization" else 0)), 0
+    if name == "MultiHeadAttention":
+        heads, key_dim = _size(c.get("num_heads")), _size(c.get("key_dim"))
+        value_dim = _size(c.get("value_dim"), key_dim) or key_dim
+        query = _input_dim(node, key="query_shape")
+        value = _input_dim(node, key="value_shape")
+        key = _input_dim(node, key="key_shape") if _build_shape(node, "key_shape") else value
+        output = c.get("output_shape")
+        output = _product(output) if isinstance(output, (list, tuple)) else _size(output, query) or query
+        bias = heads * (2 * key_dim + value_dim) + output if c.get("use_bias", True) else 0
+        return heads * key_dim * (query + key) + heads * value_dim * (value + output) + bias, 6
+    if name == "PatchEmbedding":
+        dim = _size(c.get("dim"))
+        return _size(c.get("patch_size")) ** 2 * _input_dim(node) * dim + dim, 1
+    if name == "PositionEmbedding":
+        grid = c.get("grid")
+        positions = _product(grid) if isinstance(grid, (list, tuple)) else _size(c.get("num_positions"))
+        return positions * _input_dim(node), 0
+    if name == "ClassToken":
+        return _input_dim(node), 0
+    if name == "TransformerBlock":
+        return _transformer_block(_input_dim(node), _size(c.get("mlp_dim"))), TRANSFORMER_BLOCK_LAYERS - 1
+    if name == "PrototypeLayer":
+        return _input_dim(node) * _size(c.get("num_prototypes")), 0
+    if name == "FeatureQueue":
+        return _size(c.get("size")) * _size(c.get("dim")) + 1, 0
+    return 0, 0
+
+
+def _backbone_parameters(name, c):
+    """(parameters, layers) of a keras_ssl ViT or TransformerEncoder, whose config holds its arguments."""
+    table = backbones.VIT_SIZES if name == "ViT" else backbones.TEXT_SIZES
+    size = c.get("size", "tiny")
+    base_dim, base_depth, _ = table.get(size, (0, 0, 0)) if isinstance(size, str) else (0, 0, 0)
+    dim, depth = _size(c.get("dim")) or base_dim, _size(c.get("depth")) or base_depth
+    ratio = c.get("mlp_ratio", 4.0)
+    valid = isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and math.isfinite(ratio) and ratio >= 0
+    ratio = ratio if valid else 4.0
+    blocks = depth * _transformer_block(dim, int(ratio * dim))
+    if name == "ViT":
+        image_size = _size(c.get("image_size"), 32)
+        patch = _size(c.get("patch_size"), 0) or (4 if image_size <= 64 else 16)
+        channels, patches = _size(c.get("channels"), 3), (image_size // patch) ** 2
+        class_token = dim if c.get("pool", "cls") == "cls" else 0
+        parameters = patch * patch * channels * dim + dim + patches * dim + class_token + blocks + 2 * dim
+        return parameters, depth * TRANSFORMER_BLOCK_LAYERS + 6
+    embeddings = (_size(c.get("vocabulary_size")) + _size(c.get("max_length"), 128)) * dim
+    return embeddings + blocks + 2 * dim, depth * TRANSFORMER_BLOCK_LAYERS + 5
+
+
+def read_weight_shapes(path, max_bytes=None):
+    """The datasets of a Keras weights file as `{name: (shape, dtype)}`, read from the HDF5 metadata only.
+
+    No tensor data is read. Refused with `BundleTooLargeError`: datasets (and
+    attributes) declaring more bytes in total than the load budget, or more
+    than 100,000 HDF5 objects (links and attributes included, so a linked
+    cycle ends here too). Refused with `InvalidBundleError`: a file that is
+    not HDF5, soft or external links, and datasets stored in other files
+    (external or virtual datasets).
+    """
+    import h5py
+
+    budget = max_load_bytes(max_bytes)
+    shapes, declared, visited = {}, 0, 0
+    try:
+        with h5py.File(path, "r") as f:
+            stack = [("", f)]
+            while stack:
+                prefix, item = stack.pop()
+                visited += 1 + len(item.attrs)
+                if visited > MAX_WEIGHT_ENTRIES:
+                    raise BundleTooLargeError(f"{path}: more than {MAX_WEIGHT_ENTRIES:,} HDF5 objects; refusing it.")
+                for key in item.attrs:
+                    attribute = item.attrs.get_id(key)
+                    declared += math.prod(attribute.shape or ()) * attribute.dtype.itemsize
+                if isinstance(item, h5py.Dataset):
+                    if item.external or item.is_virtual:
+                        raise InvalidBundleError(
+                            f"{path}: expected datasets stored in the file. Received: {_short(prefix)} stored "
+                            "elsewhere (an external or virtual dataset)"
+                        )
+                    shapes[prefix] = (tuple(item.shape), item.dtype)
+                    declared += math.prod(item.shape) * item.dtype.itemsize
+                    continue
+                for key in item:
+                    name = f"{prefix}/{key}" if prefix else key
+                    link = item.get(key, getlink=True)
+                    if not isinstance(link, h5py.HardLink):
+                        raise InvalidBundleError(
+                            f"{path}: expected plain HDF5 groups and datasets. Received: a {type(link).__name__} at "
+                            f"{_short(name)}"
+                        )
+                    stack.append((name, item[key]))
+    except OSError as error:
+        raise InvalidBundleError(f"{path}: expected an HDF5 weights file. Received: unreadable ({error})") from None
+    if declared > budget:
+        largest = max(shapes, key=lambda n: math.prod(shapes[n][0]) * shapes[n][1].itemsize, default=None)
+        largest = (
+            f" (the largest, {largest}, has shape {shapes[largest][0]} of {shapes[largest][1]})" if largest else ""
+        )
+        raise BundleTooLargeError(
+            f"{path}: the weights file declares {_readable(declared)} ({declared} bytes) of tensors{largest}, "
+            f"{_budget_hint(budget)}"
+        )
+    return shapes
+
+
+def _build_unallocated(config):
+    """Deserialises `config` with every Keras variable created but not allocated.
+
+    Variables created inside a `keras.StatelessScope` get their shapes but no
+    values: Keras queues them and initialises them when the outermost scope
+    exits. Returns `(model, created, discard)`: the variables this build
+    queued, and a function that drops them from Keras's queue (a refused
+    model must not be allocated later, when any other scope exits).
+    """
+    from keras.src.backend.common import global_state  # Keras's queue of variables awaiting initialisation
+
+    if global_state.get_global_attribute("stateless_scope") is not None:
+        raise RuntimeError("load_bundle cannot run inside a keras.StatelessScope: it initialises the weights it loads.")
+    before = list(global_state.get_global_attribute("uninitialized_variables", None) or [])
+
+    def discard():
+        global_state.set_global_attribute("uninitialized_variables", before)
+
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    except BaseException:
+        discard()
+        raise
+    created = (global_state.get_global_attribute("uninitialized_variables", None) or [])[len(before) :]
+    return model, created, discard
+
+
+def _variable_bytes(variable):
+    bits = re.search(r"\d+", keras.backend.standardize_dtype(variable.dtype))  # float32 -> 32; bool -> 1 byte
+    return math.prod(variable.shape) * max(int(bits.group()) // 8 if bits else 1, 1)
+
+
+def _is_optimizer_state(name):
+    """Whether a weights-file dataset belongs to an optimizer (a compiled model saves its state beside the weights)."""
+    return "optimizer" in name.split("/")[:-1]
+
+
+def _check_shapes_match(variables, shapes, weights_path, what):
+    """Refuses `shapes` ({dataset: (shape, dtype)}) that are not exactly the shapes of `variables`.
+
+    Compared as multisets (Keras maps datasets to variables by its own object
+    walk, not by name): the same number of tensors with the same shapes, so
+    loading reads exactly what the variables hold; Keras's own per-variable
+    check still refuses a shuffled file.
+    """
+    expected = collections.Counter(tuple(v.shape) for v in variables)
+    declared = collections.Counter(shape for shape, _ in shapes.values())
+    if expected == declared:
+        return
+    extra = [f"{name} {shape}" for name, (shape, _) in sorted(shapes.items()) if (declared - expected)[shape]]
+    missing = [f"{v.path} {tuple(v.shape)}" for v in variables if (expected - declared)[tuple(v.shape)]]
+    raise InvalidBundleError(
+        f"{weights_path} does not match the model its {CONFIG} builds: expected {len(variables)} tensors with "
+        f"the shapes of {what}. Received: {len(shapes)} tensors; in the file but not the model: "
+        f"{_short(extra[:5], 600)}; in the model but not the file: {_short(missing[:5], 600)}"
+    )
+
+
+def load_bundle(path, trainable=True, max_bytes=None):
     """Rebuilds the Keras model of a bundle written by `export` (`keras_ssl.load` calls it for bundles).
 
-    The config is parsed and checked with `check_config_safe` (no Lambda
-    layers, no modules outside Keras and keras_ssl), then rebuilt with Keras
-    `safe_mode`; metadata.json is validated with `parse_metadata`, and the
-    weights are checked against the sha256 recorded at export time before
-    loading.
+    Everything is checked before the weights are allocated: the config is
+    parsed and checked with `check_config_safe` (no Lambda layers, no modules
+    outside Keras and keras_ssl) and `check_config_size` (its estimated size
+    within the load budget); metadata.json is validated with
+    `parse_metadata`; the weights file must match the sha256 recorded at
+    export time, and `read_weight_shapes` reads the tensor shapes it declares
+    (without their data) and checks them against the budget. The model is then
+    built in Keras `safe_mode` with its variables created but not allocated;
+    their exact size is checked against the budget and their shapes against the
+    weights file's, and only then are they allocated and loaded. A model saved
+    compiled is compiled after the allocation, and its optimizer's saved state
+    is checked the same way before it is read.
+
+    Args:
+        path: the bundle directory.
+        trainable: whether the loaded model's weights train.
+        max_bytes: the load budget in bytes; default $KERAS_SSL_MAX_BUNDLE_BYTES,
+            else 2 GiB (see `max_load_bytes`).
 
     Raises:
         FileNotFoundError: nothing at `path`.
-        InvalidBundleError: not a bundle, a config that is too large or not a
-            JSON object, invalid metadata, or weights that do not match their
-            sha256.
+        InvalidBundleError: not a bundle, a config that is too large, not a
+            JSON object or not a model Keras can rebuild, invalid metadata,
+            weights that do not match their sha256, or a weights file whose
+            tensors are not the model's.
+        BundleTooLargeError: (an `InvalidBundleError`) a config or weights
+            file asking for more memory than the budget.
         UnsafeBundleError: a config that `check_config_safe` refuses.
     """
     path = os.fspath(path)
@@ -281,17 +664,51 @@ def load_bundle(path, trainable=True):
                 f"{path} is not a keras_ssl bundle: expected {os.path.join(ASSETS, CONFIG)} inside it."
             )
         raise FileNotFoundError(f"No bundle at {path}")
+    budget = max_load_bytes(max_bytes)
     config_path = os.path.join(assets, CONFIG)
     config = parse_json_object(
         _read_limited(config_path, MAX_CONFIG_BYTES), config_path, MAX_CONFIG_BYTES, error=InvalidBundleError
     )
     check_config_safe(config)
+    check_config_size(config, budget, source=config_path)
     metadata = read_metadata(path)
     weights = os.path.join(assets, WEIGHTS)
     expected = metadata.get("weights_sha256")
     if expected and sha256_file(weights) != expected:
         raise InvalidBundleError(f"Corrupt bundle: {weights} does not match the sha256 recorded in {METADATA}.")
-    model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    shapes = read_weight_shapes(weights, budget)
+    # Keras's deserialisation consumes parts of the config it is given. A compiled model's optimizer makes its
+    # variables from values, which a StatelessScope refuses: it is compiled once the weights exist, as Keras would.
+    unbuilt = copy.deepcopy(config)
+    compile_config = unbuilt.pop("compile_config", None)
+    for node in _layer_nodes(unbuilt):
+        node.pop("compile_config", None)  # a compiled model nested in another: its optimizer is unused
+    try:
+        model, created, discard = _build_unallocated(unbuilt)
+    except (ValueError, TypeError, KeyError) as error:
+        raise InvalidBundleError(
+            f"{config_path}: expected a config Keras can rebuild. Received: {type(error).__name__}: {error}"
+        ) from error
+    try:
+        allocated = sum(_variable_bytes(v) for v in created)
+        if allocated > budget:
+            raise BundleTooLargeError(
+                f"{config_path}: the model it builds has {_readable(allocated)} ({allocated} bytes) of variables "
+                f"({sum(math.prod(v.shape) for v in created):,} values), {_budget_hint(budget)}"
+            )
+        weight_shapes = {name: shape for name, shape in shapes.items() if not _is_optimizer_state(name)}
+        _check_shapes_match(model.weights, weight_shapes, weights, "the model's weights")
+    except BaseException:
+        discard()
+        raise
+    with keras.StatelessScope():
+        pass  # leaving the outermost scope allocates and initialises the queued variables
+    if compile_config:
+        model.compile_from_config(compile_config)
+        # Keras restores the optimizer's saved state only when it has as many variables (else it warns and skips).
+        saved = {name: shape for name, shape in shapes.items() if name.startswith("optimizer/")}
+        if getattr(model, "optimizer", None) is not None and len(saved) == len(model.optimizer.variables):
+            _check_shapes_match(model.optimizer.variables, saved, weights, "the optimizer's variables")
     model.load_weights(weights)
     model.trainable = trainable
     return model

@@ -7,15 +7,17 @@ import shutil
 import subprocess
 import sys
 
+import h5py
 import keras
 import numpy as np
 import pytest
 
 import keras_ssl
-from keras_ssl import backbones, methods
+from keras_ssl import backbones, layers, methods
 from keras_ssl.bundle import read_metadata
 from keras_ssl.testing import REPO_ROOT
 from keras_ssl.utils.bundle_layout import ASSETS, CONFIG, METADATA, WEIGHTS
+from keras_ssl.utils.files import sha256_file
 
 
 def tiny_encoder():
@@ -142,8 +144,8 @@ def dense_bundle(tmp_path_factory):
     return pathlib.Path(export_module.export(model, tmp_path_factory.mktemp("dense") / "bundle"))
 
 
-def crafted(dense_bundle, tmp_path, edit_config=None, metadata_text=None):
-    path = pathlib.Path(shutil.copytree(dense_bundle, tmp_path / "crafted"))
+def crafted(dense_bundle, tmp_path, edit_config=None, metadata_text=None, name="crafted"):
+    path = pathlib.Path(shutil.copytree(dense_bundle, tmp_path / name))
     if edit_config is not None:
         config_path = path / ASSETS / CONFIG
         config = json.loads(config_path.read_text())
@@ -179,6 +181,37 @@ def deeply_nested(config):
         node["extra"] = {}
         node = node["extra"]
     return config
+
+
+def test_a_compiled_model_loads_compiled_with_its_optimizer_state(tmp_path):
+    # Its optimizer makes variables from values, which the unallocated build cannot: it is compiled afterwards, and
+    # the optimizer's saved state (in model.weights.h5 beside the weights) is checked against it like the weights.
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(5, name="hidden")(inputs)))
+    model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss="mse")
+    x, y = np.random.default_rng(0).random((8, 4), dtype="float32"), np.zeros((8, 3))
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    path = pathlib.Path(export_module.export(model, tmp_path / "bundle"))
+    loaded = export_module.load_bundle(path)
+    assert isinstance(loaded.optimizer, keras.optimizers.AdamW) and int(loaded.optimizer.iterations.numpy()) == 2
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    before = loaded.get_weights()
+    loaded.fit(x, y, epochs=1, verbose=0)
+    assert all(not np.allclose(a, b) for a, b in zip(before, loaded.get_weights()))
+
+    weights = path / ASSETS / WEIGHTS
+    slot = next(
+        name
+        for name, shape in sorted(weight_datasets(weights).items())
+        if name.startswith("optimizer/") and shape == (5, 3)
+    )
+    with h5py.File(weights, "r+") as f:
+        del f[slot]
+        f.create_dataset(slot, shape=(5, 2**20), dtype="float32")
+    metadata = json.loads((path / ASSETS / METADATA).read_text())
+    (path / ASSETS / METADATA).write_text(json.dumps({**metadata, "weights_sha256": sha256_file(weights)}))
+    with pytest.raises(export_module.InvalidBundleError, match=r"the optimizer's variables.*\(5, 1048576\)"):
+        export_module.load_bundle(path)
 
 
 def test_the_untouched_crafting_bundle_loads(dense_bundle, tmp_path):
@@ -294,3 +327,265 @@ def test_every_backbone_config_passes_check_config_safe():
     # The Transformer backbones are keras_ssl registrations (their config is their arguments), which the check lets
     # through.
     assert {"keras_ssl>ViT", "keras_ssl>TransformerEncoder"} <= registered
+
+
+# Size-safe loading: refusals before anything is allocated.
+
+
+@pytest.fixture(scope="module")
+def conv_bundle(tmp_path_factory):
+    return pathlib.Path(export_module.export(tiny_encoder(), tmp_path_factory.mktemp("conv") / "bundle"))
+
+
+def weight_datasets(path):
+    found = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: found.update({name: item.shape}) if isinstance(item, h5py.Dataset) else None)
+    return found
+
+
+def declaring(bundle, tmp_path, shape, name):
+    """A copy of `bundle` whose first 4-D kernel declares `shape` with no data stored, and matching metadata.
+
+    An attacker controls metadata.json too, so its weights_sha256 is updated: only the size checks stand in the way.
+    """
+    path = crafted(bundle, tmp_path, name=name)
+    weights = path / ASSETS / WEIGHTS
+    kernel = next(key for key, old in sorted(weight_datasets(weights).items()) if len(old) == 4)
+    with h5py.File(weights, "r+") as f:
+        del f[kernel]
+        f.create_dataset(kernel, shape=shape, dtype="float32", chunks=(3, 3, 3, 2**12), compression="gzip")
+    metadata = json.loads((path / ASSETS / METADATA).read_text())
+    (path / ASSETS / METADATA).write_text(json.dumps({**metadata, "weights_sha256": sha256_file(weights)}))
+    return path
+
+
+def dense_units(units):
+    def edit(config):
+        dense_layer(config)["config"]["units"] = units
+        return config
+
+    return edit
+
+
+def every_conv(key, value):
+    def edit(config):
+        for layer in config["config"]["layers"]:
+            if layer["class_name"] == "Conv2D":
+                layer["config"][key] = value
+        return config
+
+    return edit
+
+
+# Loads each bundle in a fresh process and reports its time and peak memory growth (VmHWM, reset before each load
+# through /proc/self/clear_refs). The address space is capped 2 GiB above the start, so a check that fails to
+# refuse hits a MemoryError instead of exhausting a shared machine.
+MEASURE_REFUSALS = """
+import json, resource, sys, time
+import keras_ssl.bundle as bundle
+
+
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
+
+
+resource.setrlimit(resource.RLIMIT_AS, (status("VmSize") + 2 * 2**30, resource.RLIM_INFINITY))
+results = []
+for path, max_bytes in json.loads(sys.argv[1]):
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    start, before = time.perf_counter(), status("VmRSS")
+    try:
+        bundle.load_bundle(path, max_bytes=max_bytes)
+        error = None
+    except Exception as e:
+        error = [type(e).__name__, str(e)]
+    results.append({"seconds": time.perf_counter() - start, "growth": status("VmHWM") - before, "error": error})
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="measures memory through /proc")
+def test_oversized_weights_and_configs_are_refused_fast_without_allocating(conv_bundle, dense_bundle, tmp_path):
+    """The reported attacks: a tiny bundle whose weights declare a (3, 3, 3, 2**25) tensor (3.4 GiB), and configs
+    asking for 2**22 filters: in every convolution (over the budget) or in the first one only (453 MiB, within the
+    budget, but the layer after it was built for 4 channels). With the budget raised, the same weights and a
+    2**28-unit Dense layer (4 GiB) are still refused, by comparing shapes on a model built without allocating."""
+    huge_kernel = declaring(conv_bundle, tmp_path, (3, 3, 3, 2**25), "huge_kernel")
+    assert os.path.getsize(huge_kernel / ASSETS / WEIGHTS) < 100_000  # declared, not stored
+    many_filters = crafted(conv_bundle, tmp_path, edit_config=every_conv("filters", 2**22), name="many_filters")
+
+    def first_conv_filters(config):
+        next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Conv2D")["config"]["filters"] = (
+            2**22
+        )
+        return config
+
+    first_filters = crafted(conv_bundle, tmp_path, edit_config=first_conv_filters, name="first_filters")
+    wide_dense = crafted(dense_bundle, tmp_path, edit_config=dense_units(2**28), name="wide_dense")
+    cases = [
+        (huge_kernel, None),
+        (many_filters, None),
+        (first_filters, None),
+        (huge_kernel, 2**40),
+        (wide_dense, 2**40),
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE_REFUSALS, json.dumps([(str(path), budget) for path, budget in cases])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(result.stdout.splitlines()[-1])
+    too_large_weights, too_many_filters, unbuildable, mismatched_kernel, mismatched_dense = results
+    assert too_large_weights["error"][0] == "BundleTooLargeError"
+    assert re.search(
+        r"declares 3\.4 GiB \(36238\d{5} bytes\).*\(3, 3, 3, 33554432\).*over the load budget of 2\.0 GiB"
+        r".*KERAS_SSL_MAX_BUNDLE_BYTES",
+        too_large_weights["error"][1],
+    )
+    assert too_many_filters["error"][0] == "BundleTooLargeError"
+    assert re.search(
+        r"config asks for about 717,\d{3},\d{3} parameters.*layer 'stage2_conv2' \(Conv2D\) with 301,989,888",
+        too_many_filters["error"][1],
+    )
+    assert unbuildable["error"][0] == "InvalidBundleError"
+    assert re.search(r"expected a config Keras can rebuild.*4194304", unbuildable["error"][1])
+    for case in (mismatched_kernel, mismatched_dense):
+        assert case["error"][0] == "InvalidBundleError"
+        assert "does not match the model its config.json builds" in case["error"][1]
+    assert "(3, 3, 3, 33554432)" in mismatched_kernel["error"][1] and "(4, 268435456)" in mismatched_dense["error"][1]
+    for case in results:
+        assert case["seconds"] < 2 and case["growth"] < 2**30, case
+
+
+def test_config_size_estimate_is_exact_for_every_backbone():
+    models = all_backbones()
+    inputs = keras.Input((8, 16))
+    x = layers.TransformerBlock(2, 32)(inputs)
+    x = keras.layers.MultiHeadAttention(2, 4, value_dim=3)(x, x)
+    x = keras.layers.SeparableConv1D(6, 3)(keras.layers.Conv1D(5, 3)(x))
+    x = keras.layers.LayerNormalization(center=False)(keras.layers.DepthwiseConv1D(3, depth_multiplier=2)(x))
+    x = keras.layers.Conv1DTranspose(4, 2)(keras.layers.Dense(7)(keras.layers.GroupNormalization(groups=3)(x)))
+    models["other layers"] = keras.Model(inputs, layers.PrototypeLayer(9)(x))
+    models["ViT in a classifier"] = keras.Sequential([keras.Input((16, 16, 3)), models["ViT"], keras.layers.Dense(3)])
+    for name, model in models.items():
+        config = keras.saving.serialize_keras_object(model)  # tuples, as Keras returns it, and lists, as JSON parses it
+        estimate = export_module.estimate_config_size(json.loads(json.dumps(config)))
+        assert estimate.parameters == model.count_params() == export_module.estimate_config_size(config).parameters, (
+            name
+        )
+        assert estimate.layers >= len(model.layers) and estimate.nbytes < 2**26, name
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"class_name": "ViT", "config": {"name": "vit", "trainable": True, "depth": 2**22, "dim": 128}}, "ViT"),
+        (
+            {"class_name": "TransformerEncoder", "config": {"name": "t", "trainable": True, "vocabulary_size": 2**40}},
+            "TransformerEncoder",
+        ),
+        (
+            {
+                "class_name": "Embedding",
+                "config": {"name": "e", "trainable": True, "input_dim": 2**20, "output_dim": 2**10},
+            },
+            "Embedding",
+        ),
+    ],
+    ids=["vit-depth", "vocabulary", "embedding"],
+)
+def test_check_config_size_refuses_backbone_arguments_over_the_budget(config, message):
+    with pytest.raises(export_module.BundleTooLargeError, match="over the load budget.*max_bytes") as info:
+        export_module.check_config_size(config)
+    assert f"({message})" in str(info.value)
+    assert export_module.check_config_size(config, max_bytes=2**50).parameters > 2**29
+
+
+def test_load_budget_from_argument_environment_and_default(dense_bundle, monkeypatch):
+    monkeypatch.delenv("KERAS_SSL_MAX_BUNDLE_BYTES", raising=False)
+    assert export_module.max_load_bytes() == 2 * 2**30 and export_module.max_load_bytes(123) == 123
+    for text, expected in [("4GiB", 4 * 2**30), ("500MB", 500 * 10**6), (" 1.5 KiB ", 1536), ("4096", 4096)]:
+        monkeypatch.setenv("KERAS_SSL_MAX_BUNDLE_BYTES", text)
+        assert export_module.max_load_bytes() == expected
+    for bad in ("-1", "4 parsecs", "0.1", "lots"):
+        monkeypatch.setenv("KERAS_SSL_MAX_BUNDLE_BYTES", bad)
+        with pytest.raises(ValueError, match="KERAS_SSL_MAX_BUNDLE_BYTES: expected a positive number.*Received"):
+            export_module.max_load_bytes()
+    with pytest.raises(ValueError, match="max_bytes to be a positive int"):
+        export_module.max_load_bytes(0)
+    monkeypatch.setenv("KERAS_SSL_MAX_BUNDLE_BYTES", "1KiB")  # less than one layer's overhead
+    with pytest.raises(export_module.BundleTooLargeError, match=r"1\.0 KiB \(1024 bytes\)"):
+        keras_ssl.load(dense_bundle)
+    assert keras_ssl.load(dense_bundle, max_bytes=2**30).output_shape == (None, 3)  # the argument wins
+
+
+def test_read_weight_shapes_reads_the_declared_shapes_only(dense_bundle, tmp_path, monkeypatch):
+    weights = dense_bundle / ASSETS / WEIGHTS
+    shapes = export_module.read_weight_shapes(weights)
+    assert {name: shape for name, (shape, _) in shapes.items()} == weight_datasets(weights)
+    assert sorted(shape for shape, _ in shapes.values()) == [(3,), (4, 3)]
+    monkeypatch.setattr(export_module, "MAX_WEIGHT_ENTRIES", 3)
+    with pytest.raises(export_module.BundleTooLargeError, match="more than 3 HDF5 objects"):
+        export_module.read_weight_shapes(weights)
+
+
+@pytest.mark.parametrize("kind", ["soft-link", "external-link", "external-data", "not-hdf5"])
+def test_weights_stored_elsewhere_are_refused(dense_bundle, tmp_path, kind):
+    weights = tmp_path / "model.weights.h5"
+    shutil.copyfile(dense_bundle / ASSETS / WEIGHTS, weights)
+    (tmp_path / "secret.bin").write_bytes(bytes(48))
+    if kind == "not-hdf5":
+        weights.write_bytes(b"not an HDF5 file")
+    else:
+        with h5py.File(weights, "r+") as f:
+            if kind == "soft-link":
+                f["layers/extra"] = h5py.SoftLink("/layers/dense")
+            elif kind == "external-link":
+                f["layers/extra"] = h5py.ExternalLink(str(tmp_path / "secret.h5"), "/")
+            else:
+                f.create_dataset(
+                    "layers/extra", shape=(12,), dtype="float32", external=[(str(tmp_path / "secret.bin"), 0, 48)]
+                )
+    message = {"not-hdf5": "expected an HDF5 weights file", "external-data": "stored elsewhere"}.get(kind, "Link at")
+    with pytest.raises(export_module.InvalidBundleError, match=message):
+        export_module.read_weight_shapes(weights)
+
+
+def test_a_refused_build_leaves_no_variables_for_keras_to_allocate(dense_bundle, tmp_path):
+    from keras.src.backend.common import global_state
+
+    queued = list(global_state.get_global_attribute("uninitialized_variables", None) or [])
+    path = crafted(dense_bundle, tmp_path, edit_config=dense_units(2**28))
+    with pytest.raises(
+        export_module.InvalidBundleError, match=r"in the model but not the file: \['dense/kernel \(4, 268435456\)"
+    ):
+        export_module.load_bundle(path, max_bytes=2**40)
+    assert list(global_state.get_global_attribute("uninitialized_variables", None) or []) == queued
+    with keras.StatelessScope():
+        pass  # would allocate 4 GiB here if the refused model's variables were still queued
+    assert export_module.load_bundle(dense_bundle).count_params() == 15  # and a good bundle still loads
+
+
+def test_config_whose_built_variables_exceed_the_budget_is_refused(dense_bundle, tmp_path, monkeypatch):
+    # Without its build_config the Dense layer is built when called, on 4 features, where the estimate assumes 1.
+    def unbuilt_wide_dense(config):
+        dense = dense_layer(config)
+        dense.pop("build_config")
+        dense["config"]["units"] = 1000
+        return config
+
+    path = crafted(dense_bundle, tmp_path, edit_config=unbuilt_wide_dense)
+    monkeypatch.setattr(export_module, "LAYER_OVERHEAD_BYTES", 0)
+    assert export_module.estimate_config_size(json.loads((path / ASSETS / CONFIG).read_text())).nbytes == 8000
+    with pytest.raises(export_module.BundleTooLargeError, match=r"the model it builds has 19\.5 KiB \(20000 bytes\)"):
+        export_module.load_bundle(path, max_bytes=10_000)
+    with pytest.raises(
+        export_module.InvalidBundleError, match=r"in the model but not the file: \['dense/kernel \(4, 1000\)"
+    ):
+        export_module.load_bundle(path, max_bytes=20_000)

@@ -4,27 +4,33 @@
     encoder = keras_ssl.load("path/to/bundle")          # a bundle written by keras_ssl.export
     encoder = keras_ssl.load("file:///data/x.tar.gz")   # a bundle archive
     encoder = keras_ssl.load("https://host/x.tar.gz#sha256=<64 hex>")
+    encoder = keras_ssl.load("x.tar.gz#sha256=<64 hex>&size=<bytes>")  # any location may pin its checksum
 
 Cards are read from the zoo that ships with the package and from the folders
 in `KERAS_SSL_ZOO_PATH` (a private zoo; its cards win over packaged ones of the
 same name). Archives are verified by sha256 before use and unpacked once into
-the cache (`KERAS_SSL_HOME`, default ~/.cache/keras_ssl).
+the cache (`KERAS_SSL_HOME`, default ~/.cache/keras_ssl), beside a manifest of
+the unpacked files that every load checks.
 """
 
+import contextlib
 import difflib
+import json
 import os
 import shutil
 import urllib.parse
 import urllib.request
+import warnings
 
 from keras_ssl.presets.cache import OfflineError, PresetDownloadError, cache_home, fetch
 from keras_ssl.presets.cards import InvalidCardError, PresetCard, Weights, parse_card
-from keras_ssl.utils.files import file_lock, is_verified, sha256_file
+from keras_ssl.utils.files import SHA256_PATTERN, atomic_write, file_lock, is_verified, sha256_file
 
 ZOO_PATH_ENV = "KERAS_SSL_ZOO_PATH"
 CARD_FILE = "preset.json"
 
 __all__ = [
+    "ChecksumMismatchError",
     "InvalidCardError",
     "OfflineError",
     "PresetCard",
@@ -46,6 +52,10 @@ class UnknownPresetError(ValueError):
 
 class PresetUnavailableError(RuntimeError):
     """A known preset whose weights cannot be obtained here."""
+
+
+class ChecksumMismatchError(ValueError):
+    """A location whose `#sha256=` (or `&size=`) fragment does not match what is there."""
 
 
 def packaged_zoo():
@@ -104,7 +114,7 @@ def get_preset(name):
     )
 
 
-def load(name_or_path_or_uri, trainable=True, cache_dir=None, progress=None):
+def load(name_or_path_or_uri, trainable=True, cache_dir=None, progress=None, max_bytes=None):
     """Returns a pretrained encoder as a Keras model, ready for a downstream model.
 
     Args:
@@ -113,10 +123,20 @@ def load(name_or_path_or_uri, trainable=True, cache_dir=None, progress=None):
             (.tar.gz), a plain TensorFlow SavedModel directory (TensorFlow
             backend; returned as a fine-tunable layer), a `file://` URL, or an
             `https://` URL of an archive with `#sha256=<hex>` (and optionally
-            `&size=<bytes>`) so the download can be verified.
+            `&size=<bytes>`) so the download can be verified. The same fragment
+            on an archive path, a `file://` URL or a preset name is verified too
+            (a preset's card must give that sha256); on a directory it is refused,
+            as a directory has no single checksum.
         trainable: whether the encoder's weights train in the downstream model.
         cache_dir: the cache folder; default `KERAS_SSL_HOME` or ~/.cache/keras_ssl.
         progress: show a download progress bar (default: when stderr is a terminal).
+        max_bytes: the memory a bundle may ask for, in bytes; larger configs or
+            weights files are refused before anything is allocated. Default
+            $KERAS_SSL_MAX_BUNDLE_BYTES, else 2 GiB.
+
+    Raises:
+        ChecksumMismatchError: a local archive that does not match its `#sha256=` or `&size=`.
+        keras_ssl.bundle.BundleTooLargeError: a bundle asking for more than `max_bytes`.
     """
     from keras_ssl.bundle import load_bundle, load_saved_model
     from keras_ssl.utils.bundle_layout import ASSETS
@@ -124,22 +144,77 @@ def load(name_or_path_or_uri, trainable=True, cache_dir=None, progress=None):
     source = os.fspath(name_or_path_or_uri)
     if not isinstance(source, str):
         raise TypeError(f"Expected a preset name, path or URL as a string. Received: {type(source).__name__}")
-    if source.startswith("file://"):
-        source = urllib.request.url2pathname(urllib.parse.urlparse(source).path)
-        if not os.path.exists(source):
-            raise FileNotFoundError(f"No bundle at {name_or_path_or_uri}")
     if source.startswith(("https://", "http://")):
-        return _load_archive(*_fetch_url(source, cache_dir, progress), trainable, cache_dir)
-    if os.path.isdir(source):
-        if os.path.isdir(os.path.join(source, ASSETS)) or not os.path.isfile(os.path.join(source, "saved_model.pb")):
-            return load_bundle(source, trainable=trainable)
-        return load_saved_model(source, trainable=trainable)
-    if os.path.isfile(source):
-        return _load_archive(source, sha256_file(source), trainable, cache_dir)
-    if os.sep in source or source.endswith((".tar.gz", ".tgz", ".tar")):
-        raise FileNotFoundError(f"No bundle at {source}")
-    card = get_preset(source)
-    return _load_archive(_preset_archive(card, cache_dir, progress), card.weights.sha256, trainable, cache_dir)
+        return _load_archive(*_fetch_url(source, cache_dir, progress), trainable, cache_dir, max_bytes)
+    location, sha256, size = _split_checksum(source)
+    if location.startswith("file://"):
+        location = urllib.request.url2pathname(urllib.parse.urlparse(location).path)
+        if not os.path.exists(location):
+            raise FileNotFoundError(f"No bundle at {name_or_path_or_uri}")
+    if os.path.isdir(location):
+        if sha256 or size:
+            raise ValueError(
+                f"A #sha256= or &size= fragment verifies an archive file, and {location} is a directory. Pack it "
+                "with `keras-ssl export <dir> <file>.tar.gz` and load the archive with its checksum, or drop the "
+                f"fragment. Received: {source}"
+            )
+        if os.path.isdir(os.path.join(location, ASSETS)) or not os.path.isfile(
+            os.path.join(location, "saved_model.pb")
+        ):
+            return load_bundle(location, trainable=trainable, max_bytes=max_bytes)
+        return load_saved_model(location, trainable=trainable)
+    if os.path.isfile(location):
+        actual = sha256_file(location)
+        _check_checksum(source, sha256, size, actual, os.path.getsize(location))
+        return _load_archive(location, actual, trainable, cache_dir, max_bytes)
+    if os.sep in location or location.endswith((".tar.gz", ".tgz", ".tar")):
+        raise FileNotFoundError(f"No bundle at {location}")
+    card = get_preset(location)
+    if card.weights is not None:
+        _check_checksum(source, sha256, size, card.weights.sha256, card.weights.size)
+    archive = _preset_archive(card, cache_dir, progress)
+    return _load_archive(archive, card.weights.sha256, trainable, cache_dir, max_bytes)
+
+
+def _split_checksum(location):
+    """(location, sha256 or None, size or None) from a location that may end in `#sha256=<hex>[&size=<bytes>]`.
+
+    On a plain path, `#` starts a fragment only when what follows names a
+    sha256 or a size, so other file names with `#` still load.
+    """
+    head, hash_sign, fragment = location.rpartition("#")
+    if not hash_sign:
+        return location, None, None
+    fields = urllib.parse.parse_qs(fragment, keep_blank_values=True)
+    if not location.startswith("file://") and not {"sha256", "size"} & set(fields):
+        return location, None, None
+    sha256 = (fields.get("sha256") or [None])[0]
+    if sha256 is not None:
+        sha256 = sha256.lower()
+        if not SHA256_PATTERN.fullmatch(sha256):
+            raise ValueError(f"Expected #sha256= to give 64 hex digits. Received: {fragment!r} in {location}")
+    size = (fields.get("size") or [None])[0]
+    if size is not None:
+        if not size.isdigit() or int(size) <= 0:
+            raise ValueError(
+                f"Expected &size= to give a positive number of bytes. Received: {fragment!r} in {location}"
+            )
+        size = int(size)
+    return head, sha256, size
+
+
+def _check_checksum(source, sha256, size, actual_sha256, actual_size):
+    """Refuses a location whose fragment's sha256 or size differs from what it points at."""
+    if sha256 and sha256 != actual_sha256:
+        raise ChecksumMismatchError(
+            f"{source}: expected sha256 {sha256} (its #sha256= fragment). Received: {actual_sha256}; "
+            "refusing to load it."
+        )
+    if size and actual_size and size != actual_size:
+        raise ChecksumMismatchError(
+            f"{source}: expected {size} bytes (its &size= fragment). Received: {actual_size} bytes; "
+            "refusing to load it."
+        )
 
 
 def _preset_archive(card, cache_dir, progress):
@@ -168,42 +243,46 @@ def _preset_archive(card, cache_dir, progress):
 
 def _fetch_url(url, cache_dir, progress):
     """(path of the verified download, its sha256) for an https:// URL carrying #sha256=<hex>[&size=<bytes>]."""
-    parsed = urllib.parse.urlparse(url)
-    query = urllib.parse.parse_qs(parsed.fragment)
-    sha256 = (query.get("sha256") or [""])[0].lower()
+    location, sha256, size = _split_checksum(url)
     if not sha256:
         raise ValueError(
             "An https:// bundle must say its checksum so the download can be verified: "
             f"append #sha256=<64 hex digits>. Received: {url}"
         )
-    size = int((query.get("size") or ["0"])[0]) or None
-    filename = os.path.basename(parsed.path) or "bundle.tar.gz"
-    path = fetch(
-        [urllib.parse.urlunparse(parsed._replace(fragment=""))],
-        sha256,
-        size,
-        filename,
-        cache_dir=cache_dir,
-        progress=progress,
-    )
-    return path, sha256
+    filename = os.path.basename(urllib.parse.urlparse(location).path) or "bundle.tar.gz"
+    return fetch([location], sha256, size, filename, cache_dir=cache_dir, progress=progress), sha256
 
 
-def _load_archive(archive, sha256, trainable, cache_dir):
-    """Unpacks a verified archive once into the cache (keyed by its sha256) and loads the bundle."""
-    from keras_ssl.bundle import InvalidBundleError, load_bundle
-    from keras_ssl.presets.archive import extract_archive
+def _load_archive(archive, sha256, trainable, cache_dir, max_bytes=None):
+    """Unpacks a verified archive once into the cache (keyed by its sha256) and loads the bundle.
+
+    The unpacked copy sits beside a manifest (`<sha256>.manifest.json`) of its
+    files' sizes and the sha256 of its config, metadata and weights. Each load
+    checks the copy against it and unpacks the archive again when they differ,
+    or when there is no manifest (a copy from an older keras_ssl, or a process
+    killed between unpacking and writing it).
+    """
+    from keras_ssl.bundle import load_bundle
+    from keras_ssl.presets.archive import extract_archive, manifest_difference, tree_manifest
 
     target = os.path.join(cache_home(cache_dir), "bundles", sha256)
+    manifest = target + ".manifest.json"
     os.makedirs(os.path.dirname(target), exist_ok=True)
     with file_lock(target + ".lock"):
-        for attempt in range(2):
-            if not os.path.isdir(target):
-                extract_archive(archive, target)
-            try:
-                return load_bundle(target, trainable=trainable)
-            except InvalidBundleError:
-                if attempt:
-                    raise
-                # An unpacked copy damaged since it was extracted: unpack it again from the verified archive.
-                shutil.rmtree(target, ignore_errors=True)
+        reason = "no manifest"
+        if os.path.isdir(target) and os.path.isfile(manifest):
+            with open(manifest, "rb") as f:
+                reason = manifest_difference(target, f.read())
+            if reason:
+                warnings.warn(
+                    f"unpacked cache entry {target} differs from its archive ({reason}); unpacking it again",
+                    stacklevel=3,
+                )
+        if reason:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(manifest)
+            shutil.rmtree(target, ignore_errors=True)
+            extract_archive(archive, target)
+            with atomic_write(manifest, "w") as f:
+                json.dump(tree_manifest(target), f, indent=1, sort_keys=True)
+        return load_bundle(target, trainable=trainable, max_bytes=max_bytes)

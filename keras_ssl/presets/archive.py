@@ -10,6 +10,10 @@ size, and a complete, uncorrupted stream. It then extracts into a temporary
 directory beside the target (with tarfile's `data` filter as a second line of
 defence) and renames it into place, so the target is either the whole archive
 or absent.
+
+`tree_manifest` and `manifest_difference` record an unpacked bundle (every
+file's size, the sha256 of its config, metadata and weights) and tell later
+whether it still matches, so the preset cache can unpack a damaged copy again.
 """
 
 import gzip
@@ -21,10 +25,16 @@ import tarfile
 import tempfile
 import zlib
 
+from keras_ssl.utils.bundle_layout import ASSETS, CONFIG, METADATA, WEIGHTS
 from keras_ssl.utils.files import sha256_file
+from keras_ssl.utils.strict_json import parse_json_object
 
 GZIP_MAGIC = b"\x1f\x8b"
 _CORRUPT = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+MANIFEST_FORMAT = "keras_ssl.unpacked/1"
+MAX_MANIFEST_BYTES = 2**20
+# Hashed on every check: what a load reads to rebuild the model; every other file is checked by size.
+HASHED_FILES = tuple(f"{ASSETS}/{name}".replace(os.sep, "/") for name in (CONFIG, METADATA, WEIGHTS))
 # tarfile's extraction filters (Python 3.11.4+) are a second line of defence behind the member checks.
 _DATA_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
@@ -227,3 +237,44 @@ def _add(tar, relative, path, is_dir):
     info.type, info.mode, info.size = tarfile.REGTYPE, 0o644, os.path.getsize(path)
     with open(path, "rb") as f:
         tar.addfile(info, f)
+
+
+def tree_manifest(directory):
+    """A JSON-ready record of an unpacked bundle: every file's size, and the sha256 of `HASHED_FILES`.
+
+    Paths are relative, with "/" separators. A directory holding anything but
+    directories and regular files raises ValueError.
+    """
+    files = {relative: os.path.getsize(path) for relative, path, is_dir in _bundle_entries(directory) if not is_dir}
+    hashed = {name: sha256_file(os.path.join(directory, name)) for name in HASHED_FILES if name in files}
+    return {"format": MANIFEST_FORMAT, "files": files, "sha256": hashed}
+
+
+def manifest_difference(directory, manifest_text):
+    """Why `directory` no longer matches the manifest in `manifest_text` (bytes or str), or None if it does.
+
+    Checks the set of files and their sizes (one stat each), then the sha256
+    of the hashed files. An unreadable or malformed manifest is a difference.
+    """
+    try:
+        manifest = parse_json_object(manifest_text, "manifest", MAX_MANIFEST_BYTES)
+    except ValueError as error:
+        return str(error)
+    files, hashed = manifest.get("files"), manifest.get("sha256")
+    if manifest.get("format") != MANIFEST_FORMAT or not isinstance(files, dict) or not isinstance(hashed, dict):
+        return f"expected a {MANIFEST_FORMAT} manifest"
+    try:
+        entries = _bundle_entries(directory)
+    except (OSError, ValueError) as error:
+        return str(error)
+    found = {relative: path for relative, path, is_dir in entries if not is_dir}
+    if set(found) != set(files):
+        changed = sorted(set(found) ^ set(files))
+        return f"files added or removed: {', '.join(changed[:5])}"
+    for relative, path in sorted(found.items()):
+        if os.path.getsize(path) != files[relative]:
+            return f"{relative} has {os.path.getsize(path)} bytes, expected {files[relative]}"
+    for relative, digest in sorted(hashed.items()):
+        if relative not in found or sha256_file(found[relative]) != digest:
+            return f"{relative} does not match its sha256"
+    return None

@@ -1,12 +1,19 @@
 import hashlib
 import io
+import json
 import os
 import shutil
 import tarfile
 
 import pytest
 
-from keras_ssl.presets.archive import UnsafeArchiveError, extract_archive, make_archive
+from keras_ssl.presets.archive import (
+    UnsafeArchiveError,
+    extract_archive,
+    make_archive,
+    manifest_difference,
+    tree_manifest,
+)
 
 FILES = {
     "saved_model.pb": os.urandom(4096),
@@ -171,3 +178,25 @@ def test_an_existing_target_is_left_untouched(tmp_path):
         extract_archive(archive, target)
     assert read_tree(target) == {"precious.txt": b"keep me"}
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".extract-")]
+
+
+def test_manifest_records_sizes_and_hashes_and_names_the_first_difference(tmp_path):
+    bundle = write_bundle(tmp_path / "bundle")
+    (bundle / "assets/keras_ssl/model.weights.h5").write_bytes(b"weights")
+    manifest = tree_manifest(bundle)
+    assert manifest["files"]["variables/variables.index"] == len(FILES["variables/variables.index"])
+    assert set(manifest["sha256"]) == {
+        f"assets/keras_ssl/{n}" for n in ("config.json", "metadata.json", "model.weights.h5")
+    }
+    text = json.dumps(manifest)
+    assert manifest_difference(bundle, text) is None
+    (bundle / "saved_model.pb").write_bytes(b"x")  # sizes catch any file
+    assert manifest_difference(bundle, text) == f"saved_model.pb has 1 bytes, expected {len(FILES['saved_model.pb'])}"
+    (bundle / "saved_model.pb").write_bytes(FILES["saved_model.pb"])
+    (bundle / "assets/keras_ssl/model.weights.h5").write_bytes(b"WEIGHTS")  # same size: the sha256 tells
+    assert manifest_difference(bundle, text) == "assets/keras_ssl/model.weights.h5 does not match its sha256"
+    (bundle / "assets/keras_ssl/model.weights.h5").unlink()
+    os.symlink(bundle / "saved_model.pb", bundle / "assets/keras_ssl/model.weights.h5")
+    assert "a link or special file" in manifest_difference(bundle, text)
+    assert "expected a keras_ssl.unpacked/1 manifest" in manifest_difference(bundle, json.dumps({"files": {}}))
+    assert "expected valid JSON" in manifest_difference(bundle, b"{truncated")

@@ -4,6 +4,7 @@ import functools
 import http.server
 import json
 import os
+import pathlib
 import socket
 import threading
 
@@ -13,6 +14,7 @@ import pytest
 
 import keras_ssl
 from keras_ssl import presets
+from keras_ssl.bundle import BundleTooLargeError
 from keras_ssl.presets.archive import make_archive
 from keras_ssl.utils.files import sha256_file
 
@@ -121,9 +123,86 @@ def test_damaged_unpacked_copy_is_unpacked_again(archive, cache):
     keras_ssl.load(path)
     weights = cache / "bundles" / sha256 / "assets" / "keras_ssl" / "model.weights.h5"
     weights.write_bytes(b"garbage")
-    model = keras_ssl.load(path)
+    with pytest.warns(UserWarning, match="model.weights.h5 has 7 bytes"):
+        model = keras_ssl.load(path)
     np.testing.assert_allclose(model.predict(X, verbose=0), expected, atol=1e-6)
     assert sha256_file(weights) != sha256_file(path)  # a real weights file again, not the garbage
+
+
+def lambda_config():
+    inputs = keras.Input((8,))
+    return keras.saving.serialize_keras_object(keras.Model(inputs, keras.layers.Lambda(lambda t: t)(inputs)))
+
+
+def test_edited_unpacked_config_is_unpacked_again_on_every_kind_of_edit(archive, cache):
+    path, sha256, expected = archive
+    keras_ssl.load(path)
+    unpacked = cache / "bundles" / sha256
+    manifest = json.loads((cache / "bundles" / f"{sha256}.manifest.json").read_text())
+    config = unpacked / "assets" / "keras_ssl" / "config.json"
+    assert manifest["files"]["assets/keras_ssl/config.json"] == config.stat().st_size
+    assert manifest["sha256"]["assets/keras_ssl/config.json"] == sha256_file(config)
+    original = config.read_bytes()
+    # A same-size edit (only the sha256 tells), then a config the loader refuses outright (it used to fail every load).
+    edits = [original.replace(b'"proj"', b'"prox"'), json.dumps(lambda_config()).encode()]
+    for edited in edits:
+        config.write_bytes(edited)
+        with pytest.warns(UserWarning, match="config.json (does not match its sha256|has)"):
+            model = keras_ssl.load(path)
+        np.testing.assert_allclose(model.predict(X, verbose=0), expected, atol=1e-6)
+        assert config.read_bytes() == original
+    (unpacked / "stray.txt").write_text("added")
+    with pytest.warns(UserWarning, match="files added or removed: stray.txt"):
+        keras_ssl.load(path)
+    assert not (unpacked / "stray.txt").exists()
+
+
+def test_cache_entry_without_a_manifest_is_unpacked_again(archive, cache):
+    path, sha256, expected = archive
+    keras_ssl.load(path)
+    (cache / "bundles" / f"{sha256}.manifest.json").unlink()  # an entry from an older keras_ssl, or a killed unpack
+    (cache / "bundles" / sha256 / "assets" / "keras_ssl" / "config.json").write_text(json.dumps(lambda_config()))
+    np.testing.assert_allclose(keras_ssl.load(path).predict(X, verbose=0), expected, atol=1e-6)
+    assert (cache / "bundles" / f"{sha256}.manifest.json").is_file()
+
+
+def test_checksum_fragment_is_verified_on_every_kind_of_location(archive, cache, tmp_path, monkeypatch):
+    path, sha256, expected = archive
+    size = os.path.getsize(path)
+    wrong = "0" * 64
+    for location in (path, pathlib.Path(path).as_uri()):
+        model = keras_ssl.load(f"{location}#sha256={sha256.upper()}&size={size}")
+        np.testing.assert_allclose(model.predict(X, verbose=0), expected, atol=1e-6)
+        with pytest.raises(presets.ChecksumMismatchError, match=f"expected sha256 {wrong}.*Received: {sha256}"):
+            keras_ssl.load(f"{location}#sha256={wrong}")
+        with pytest.raises(presets.ChecksumMismatchError, match=f"expected {size + 1} bytes.*Received: {size} bytes"):
+            keras_ssl.load(f"{location}#sha256={sha256}&size={size + 1}")
+        with pytest.raises(ValueError, match="64 hex digits. Received: 'sha256=abc'"):
+            keras_ssl.load(f"{location}#sha256=abc")
+    bundle_dir = os.path.join(os.path.dirname(path), "bundle")
+    with pytest.raises(ValueError, match="is a directory"):
+        keras_ssl.load(f"{bundle_dir}#sha256={sha256}")
+    # A preset name: the fragment must agree with the card, checked before anything is fetched.
+    private_zoo(tmp_path / "zoo", monkeypatch, card("tiny_mlp_toy", "tiny.tar.gz", sha256, size), shipped_archive=path)
+    with pytest.raises(presets.ChecksumMismatchError, match="tiny_mlp_toy#sha256=0+: expected sha256"):
+        keras_ssl.load(f"tiny_mlp_toy#sha256={wrong}")
+    np.testing.assert_allclose(
+        keras_ssl.load(f"tiny_mlp_toy#sha256={sha256}").predict(X, verbose=0), expected, atol=1e-6
+    )
+
+
+def test_a_hash_sign_in_a_file_name_is_not_a_fragment(archive, cache, tmp_path):
+    path, sha256, expected = archive
+    renamed = tmp_path / "tiny#1.tar.gz"
+    os.rename(path, renamed)
+    np.testing.assert_allclose(keras_ssl.load(str(renamed)).predict(X, verbose=0), expected, atol=1e-6)
+
+
+def test_max_bytes_reaches_the_bundle_checks(archive, bundle, cache):
+    path, _, _ = archive
+    for source in (path, bundle[0]):
+        with pytest.raises(BundleTooLargeError, match=r"over the load budget of 1\.0 KiB"):
+            keras_ssl.load(source, max_bytes=1024)
 
 
 def test_https_url_needs_and_checks_its_sha256(archive, cache, server):
