@@ -8,8 +8,8 @@ from keras_ssl.augment import ImageAugmenter, MultiViewAugmenter
 from keras_ssl.data import check_images
 from keras_ssl.methods.method import Method, embedding_std
 from keras_ssl.methods.registry import register_method
-from keras_ssl.utils import replicas
 from keras_ssl.trainers.inference import extract_features
+from keras_ssl.utils import replicas
 
 
 def kmeans(points, k, iterations=20, seed=0, init=None):

@@ -275,17 +275,23 @@ class Method(keras.Model):
         """Pretrains on unlabelled inputs; labels (`y`) are ignored.
 
         `x` may be a NumPy array (uint8 [0, 255] or float [0, 1], NHWC), a
-        batched `tf.data.Dataset` (of images or `(images, labels)`), the name
-        of a TFDS dataset (see `keras_ssl.data.tfds_images`), or a
+        batched `tf.data.Dataset` (of images or `(images, labels)`), a folder
+        or TFRecord input (`keras_ssl.data.image_folder`, `tfrecord_images`),
+        a string naming one of those or a TFDS dataset (see
+        `keras_ssl.data.resolve_input_string`; a folder is read at the
+        encoder's input size when it fixes one), or a
         `keras.utils.PyDataset`. Array batches drop the remainder so every
         step sees a full batch; `batch_size` is the global batch, split over
-        the replicas of a distribution.
+        the replicas of a distribution. A folder or TFRecord input serves
+        epochs `initial_epoch` to `epochs - 1` in the order its seed fixes.
         """
         if not self.compiled:
             self.compile()
         replicas.check_strategy(self)
         x = self.check_inputs(x)
         num_replicas = replicas.replica_count(self)
+        encoder_shape = tuple(self.encoder.input_shape) if self.input_kind == "images" else ()
+        fixed_size = len(encoder_shape) == 4 and encoder_shape[1] == encoder_shape[2] and encoder_shape[1]
         data, steps, input_shape = data_lib.prepare_pretraining_data(
             x,
             batch_size=batch_size,
@@ -295,7 +301,18 @@ class Method(keras.Model):
             input_kind=self.input_kind,
             row_indices=self.batch_row_indices,
             num_replicas=num_replicas,
+            image_size=fixed_size or None,  # a folder or TFRecords named by a string is read at this size
+            channels=encoder_shape[-1] if encoder_shape and encoder_shape[-1] in (1, 3) else 3,
         )
+        if data_lib.is_resumable(data):
+            # Folders and TFRecords serve this fit's epochs as one stream, each epoch in the order its
+            # (seed, epoch) fixes; Keras keeps one iterator across epochs when steps_per_epoch is given.
+            if kwargs.get("steps_per_epoch") not in (None, steps):
+                raise ValueError(
+                    f"A folder or TFRecord input fixes steps_per_epoch={steps}. "
+                    f"Received: steps_per_epoch={kwargs['steps_per_epoch']}"
+                )
+            data, kwargs["steps_per_epoch"] = data.fit_input(initial_epoch, 0, epochs), steps
         if not self.built:
             self.build((None, *(input_shape or data_lib.first_batch_shape(data)[1:])))
         self._plan(kwargs.get("steps_per_epoch") or steps, epochs, initial_epoch)
