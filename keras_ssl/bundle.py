@@ -26,6 +26,7 @@ import keras
 # Imported for their side effect: they register the serialisable layers and backbones a bundle's config names.
 from keras_ssl import augment, backbones, layers  # noqa: F401
 from keras_ssl.utils.bundle_layout import ASSETS, CONFIG, METADATA, WEIGHTS
+from keras_ssl.utils.checks import host_callbacks_off
 from keras_ssl.utils.files import SHA256_PATTERN, sha256_file
 from keras_ssl.utils.strict_json import parse_json_object
 
@@ -110,7 +111,8 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None, extra_
     try:
         bundle = os.path.join(staging, "bundle")
         try:
-            model.export(bundle, format="tf_saved_model", input_signature=signature, verbose=False)
+            with host_callbacks_off():  # JAX cannot serialize the token-id check's host callback
+                model.export(bundle, format="tf_saved_model", input_signature=signature, verbose=False)
         except Exception as error:
             # JAX traces open sizes symbolically; some layers (attention masks) cannot compare such sizes.
             if keras.backend.backend() == "jax" and signature is None and "symbolic" in str(error):

@@ -4,7 +4,7 @@ import keras
 from keras import layers
 
 from keras_ssl.backbones.validation import check_choice, check_positive
-from keras_ssl.layers.transformer import PaddingMask, PositionEmbedding, TransformerBlock
+from keras_ssl.layers.transformer import PaddingMask, PositionEmbedding, TokenIdCheck, TransformerBlock
 
 # (hidden size, layers, heads): the BERT miniatures of Turc et al. (2019) and BERT-base.
 TEXT_SIZES = {
@@ -21,9 +21,10 @@ class TransformerEncoder(keras.Model):
 
     A functional `keras.Model` from int token ids (batch, length <=
     max_length) to hidden states (batch, length, dim). Sequences longer than
-    `max_length` raise a ValueError. Pool it for classification with
-    `keras_ssl.layers.TokenPooling` ("cls": the [CLS] token). `token_embedding`
-    is public (MaskedLM ties its output layer to it).
+    `max_length` raise a ValueError; ids outside `[0, vocabulary_size)` raise
+    an error naming them (`keras_ssl.layers.TokenIdCheck`). Pool it for
+    classification with `keras_ssl.layers.TokenPooling` ("cls": the [CLS]
+    token). `token_embedding` is public (MaskedLM ties its output layer to it).
 
     Args:
         vocabulary_size: number of token ids (e.g. `tokenizer.vocabulary_size`).
@@ -66,8 +67,9 @@ class TransformerEncoder(keras.Model):
             embeddings_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
         )
         inputs = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        mask = PaddingMask(pad_id, name="padding_mask")(inputs)
-        x = PositionEmbedding(int(max_length), kind="learned", name="position_embedding")(token_embedding(inputs))
+        ids = TokenIdCheck(int(vocabulary_size), name="token_id_check")(inputs)
+        mask = PaddingMask(pad_id, name="padding_mask")(ids)
+        x = PositionEmbedding(int(max_length), kind="learned", name="position_embedding")(token_embedding(ids))
         if not norm_first:
             x = layers.LayerNormalization(epsilon=1e-12, name="embeddings_norm")(x)
         x = layers.Dropout(dropout, name="embeddings_dropout")(x)

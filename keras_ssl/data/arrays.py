@@ -34,7 +34,11 @@ def check_images(images, name="images"):
         if not (np.isfinite(lo) and np.isfinite(hi)):
             raise ValueError(f"`{name}` contains NaN or infinite values.")
         if lo < 0.0 or hi > 1.0:
-            hint = " (they look like [0, 255] pixels: pass uint8 or divide by 255)" if hi > 1.0 and hi <= 255.0 else ""
+            hint = " (rescale them to [0, 1]; values are never clipped)"
+            if lo >= 0.0 and hi <= 255.0:
+                hint = " (they look like [0, 255] pixels: pass uint8 or divide by 255)"
+            elif lo >= -1.0 and hi <= 1.0:
+                hint = " (they look like [-1, 1]: map them with (x + 1) / 2)"
             raise ValueError(
                 f"Expected float `{name}` in [0, 1]{hint}. Received: dtype={x.dtype}, range=[{lo:.4g}, {hi:.4g}]"
             )

@@ -1,15 +1,21 @@
 """Turns what users pass to `fit` into batches a method can train on.
 
-TensorFlow is imported lazily, only when a tf.data or TFDS input is given.
+TensorFlow is imported lazily, only when a tf.data, TFDS, folder or TFRecord
+input is given.
 """
+
+import glob
+import os
 
 import keras
 import numpy as np
 
 from keras_ssl.data.arrays import ArrayBatches, check_images, check_token_ids, check_vectors
+from keras_ssl.data.folders import TFRECORD_SUFFIXES, image_folder, tfrecord_images
 from keras_ssl.utils import replicas
 
 DEFAULT_BATCH_SIZE = 256
+TFDS_PREFIX = "tfds:"
 
 
 def _is_tf_dataset(x):
@@ -68,6 +74,72 @@ def tfds_images(name, split="train", data_dir=None, batch_size=DEFAULT_BATCH_SIZ
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
+def is_resumable(x):
+    """True for an input with the resumable-input protocol (`image_folder`, `tfrecord_images`).
+
+    Such an input has `steps_per_epoch`, `batch_size`, `input_shape` and
+    `fit_input(start_epoch, first_step, end_epoch)`, the batched
+    `tf.data.Dataset` of those epochs in an order fixed by `(seed, epoch)`.
+    """
+    return callable(getattr(x, "fit_input", None)) and hasattr(x, "steps_per_epoch") and hasattr(x, "input_shape")
+
+
+def _is_tfrecord_path(path):
+    name = os.path.basename(path).lower()
+    return any(suffix in name for suffix in TFRECORD_SUFFIXES)  # also "train.tfrecord-00000-of-00010"
+
+
+def resolve_input_string(x, image_size=None, batch_size=None, shuffle=True, seed=None, channels=3):
+    """The input a string names: a folder of images, TFRecord files, or a TFDS dataset.
+
+    - an existing directory: `image_folder(x, image_size, ...)`;
+    - a file or glob whose name contains ".tfrecord" or ".tfrec":
+      `tfrecord_images(x, image_size, ...)`;
+    - "tfds:NAME" (e.g. "tfds:imagenet2012_subset/10pct"), or a bare name
+      without a path separator or extension (e.g. "cifar10"): `tfds_images`.
+
+    Folders and TFRecords need `image_size`: `Method.fit` passes its
+    encoder's input size when the encoder fixes one. Anything else that looks
+    like a path is a ValueError.
+    """
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    if x.startswith(TFDS_PREFIX):
+        return tfds_images(x[len(TFDS_PREFIX) :], batch_size=batch_size, shuffle=shuffle)
+    path = os.path.expanduser(x)
+    is_folder, is_tfrecord = os.path.isdir(path), _is_tfrecord_path(path)
+    if is_folder or is_tfrecord:
+        if image_size is None:
+            reader = "image_folder" if is_folder else "tfrecord_images"
+            raise ValueError(
+                f"Reading images from {x!r} needs an image size, and the encoder accepts any size. Pass "
+                f"`keras_ssl.data.{reader}({x!r}, image_size=...)` instead of the string. Received: image_size=None"
+            )
+        kwargs = dict(batch_size=batch_size, shuffle=shuffle, seed=seed, channels=channels)
+        if is_folder:
+            return image_folder(path, image_size, **kwargs)
+        return tfrecord_images(path, image_size, **kwargs)
+    extension = os.path.splitext(x)[1] and ":" not in x  # "cifar10:3.0.2" is a TFDS name and version
+    if not x or os.sep in x or "/" in x or x.startswith((".", "~")) or extension or glob.has_magic(x):
+        raise ValueError(
+            "Expected a folder of images, TFRecord files (*.tfrecord, *.tfrec), or a TFDS dataset name "
+            f"('cifar10', or '{TFDS_PREFIX}NAME'). Received: {x!r}, which is none of these (no such directory)"
+        )
+    return tfds_images(x, batch_size=batch_size, shuffle=shuffle)
+
+
+def _check_first_batch(values, input_kind):
+    """Checks the values of a dataset's first batch as the array checks would (never clips)."""
+    name = "the dataset's first batch"
+    if input_kind == "vectors":
+        check_vectors(values, name=name)
+    elif input_kind == "tokens":
+        check_token_ids(values, name=name)
+    else:
+        if not (values.dtype == np.uint8 or np.issubdtype(values.dtype, np.floating)):
+            values = values.astype("float32")  # bfloat16 is not a NumPy floating type
+        check_images(values, name=name)
+
+
 def _check_tf_dataset(ds, min_batch_size, method_name, input_kind="images", num_replicas=1):
     import tensorflow as tf
 
@@ -104,18 +176,18 @@ def _check_tf_dataset(ds, min_batch_size, method_name, input_kind="images", num_
         raise ValueError(
             f"Expected uint8 images in [0, 255] or float images in [0, 1]. Received: dtype={spec.dtype.name}"
         )
-    batch = shape[0]
-    if batch is None and min_batch_size > 1:
-        # Unknown static batch size (no drop_remainder): look at the first batch.
-        first = next(iter(ds.take(1)), None)
-        if first is not None:
-            batch = int((first[0] if isinstance(first, (tuple, list)) else first).shape[0])
-    if batch is not None and batch < min_batch_size:
+    # The first batch tells what the spec cannot: the values (floats outside [0, 1], NaN), and the batch
+    # size when it is not static (no drop_remainder). Reading it costs one batch of the pipeline.
+    first = next(iter(ds.take(1)), None)
+    if first is None:
+        raise ValueError("The dataset is empty (0 batches). Received: an empty tf.data.Dataset")
+    first = first[0] if isinstance(first, (tuple, list)) else first
+    _check_first_batch(np.asarray(first), input_kind)
+    batch = int(first.shape[0])
+    if batch < min_batch_size:
         raise _batch_too_small(method_name, min_batch_size, f"batch size {batch}")
     check_replica_batch(batch, num_replicas, min_batch_size, method_name)
     cardinality = int(ds.cardinality())
-    if cardinality == 0:
-        raise ValueError("The dataset is empty (0 batches). Received: an empty tf.data.Dataset")
     steps = cardinality if cardinality > 0 else None
     return steps, shape[1:]
 
@@ -130,20 +202,48 @@ def prepare_pretraining_data(
     input_kind="images",
     row_indices=False,
     num_replicas=1,
+    image_size=None,
+    channels=3,
 ):
     """Validates pretraining input; returns `(data_for_fit, steps_per_epoch, input_shape)`.
 
     `input_kind` is "images" (NHWC, uint8 or float in [0, 1]), "vectors"
     (rank 2, finite numbers) or "tokens" (rank 2, integer ids). Arrays become
-    `ArrayBatches` (yielding `(inputs, rows)` with `row_indices`). The global
-    batch must split evenly over `num_replicas` into per-replica batches of
-    at least `min_batch_size`. `input_shape` is None when only a batch can tell.
+    `ArrayBatches` (yielding `(inputs, rows)` with `row_indices`). A string
+    names a folder, TFRecord files or a TFDS dataset (`resolve_input_string`,
+    with `image_size` and `channels`, which `Method.fit` takes from its
+    encoder's input shape when it fixes them). A folder or TFRecord input is
+    returned as it is (`is_resumable`): the caller asks it for
+    `fit_input(start_epoch, first_step, end_epoch)`. A tf.data dataset's
+    first batch is read and its values checked. The global batch must split
+    evenly over `num_replicas` into per-replica batches of at least
+    `min_batch_size`. `input_shape` is None when only a batch can tell.
     """
     if x is None:
         raise ValueError("Expected training images. Received: x=None")
+    if isinstance(x, os.PathLike):
+        x = os.fspath(x)
     if isinstance(x, str):
-        x = tfds_images(x, batch_size=batch_size or DEFAULT_BATCH_SIZE, shuffle=shuffle)
+        if input_kind != "images":
+            raise ValueError(f"{method_name} trains on {input_kind}, not on images named by a string. Received: {x!r}")
+        x = resolve_input_string(
+            x, image_size=image_size, batch_size=batch_size, shuffle=shuffle, seed=seed, channels=channels
+        )
         batch_size = None
+    if is_resumable(x):
+        if input_kind != "images":
+            raise ValueError(f"{method_name} trains on {input_kind}. Received: {type(x).__name__} (images)")
+        if batch_size is not None and batch_size != x.batch_size:
+            raise ValueError(
+                f"The batch size of a folder or TFRecord input is set when it is built. Received: batch_size="
+                f"{batch_size} for an input of batch_size={x.batch_size}"
+            )
+        if row_indices:
+            raise ValueError(f"{method_name} needs an in-memory array. Received: {type(x).__name__}")
+        if x.batch_size < min_batch_size:
+            raise _batch_too_small(method_name, min_batch_size, f"batch_size={x.batch_size}")
+        check_replica_batch(x.batch_size, num_replicas, min_batch_size, method_name)
+        return x, x.steps_per_epoch, tuple(x.input_shape)
     if _is_tf_dataset(x):
         if batch_size is not None:
             raise ValueError("Do not pass `batch_size` with a tf.data.Dataset: batch the dataset instead.")

@@ -1,6 +1,7 @@
-"""Readers for the text datasets the benchmarks use: WikiText-2 and SST-2 (GLUE)."""
+"""Readers for plain text files and for the text datasets the benchmarks use: WikiText-2 and SST-2 (GLUE)."""
 
 import csv
+import glob
 import os
 
 
@@ -9,6 +10,48 @@ def _check_file(path):
     if not os.path.isfile(path):
         raise ValueError(f"Expected a text file. Received a path that is not a file: {path}")
     return path
+
+
+def _text_files(path_or_glob):
+    path = os.path.expanduser(os.fspath(path_or_glob))
+    if os.path.isfile(path):
+        return [path]
+    if os.path.isdir(path):
+        found = []
+        for root, folders, files in os.walk(path):
+            folders[:] = [f for f in folders if not f.startswith(".")]
+            found += [os.path.join(root, f) for f in files if f.lower().endswith(".txt") and not f.startswith(".")]
+        if not found:
+            raise ValueError(f"Expected .txt files below the folder {path}. Received: a folder without any")
+        return sorted(found, key=lambda f: os.path.relpath(f, path))
+    if glob.has_magic(path):
+        found = sorted(f for f in glob.glob(path, recursive=True) if os.path.isfile(f))
+        if not found:
+            raise ValueError(f"Expected text files matching {path!r}. Received: no file matches it")
+        return found
+    raise ValueError(f"Expected a text file, a folder of .txt files or a glob. Received: {path!r} (no such path)")
+
+
+def read_text_files(path_or_glob):
+    """The paragraphs of plain text files: one per non-empty line, stripped, in file then line order.
+
+    `path_or_glob` is a text file (any extension), a folder (every .txt file
+    below it, at any depth, sorted by relative path; hidden files and folders
+    skipped), or a glob (e.g. "notes/**/*.md"; `**` spans folders). Files are
+    read as UTF-8; one that is not is a ValueError naming it, as is a
+    selection of files that holds no text at all.
+    """
+    files = _text_files(path_or_glob)
+    paragraphs = []
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                paragraphs += [line.strip() for line in f if line.strip()]
+        except UnicodeDecodeError as error:
+            raise ValueError(f"Expected UTF-8 text. Received: {path}, which is not ({error.reason})") from error
+    if not paragraphs:
+        raise ValueError(f"Expected text. Received: {len(files)} file(s) for {os.fspath(path_or_glob)!r}, all blank")
+    return paragraphs
 
 
 def load_wikitext(path):

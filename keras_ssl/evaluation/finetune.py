@@ -5,7 +5,7 @@ import numbers
 import keras
 from keras import layers
 
-from keras_ssl.layers.transformer import PaddingMask, TokenPooling
+from keras_ssl.layers.transformer import PaddingMask, TokenIdCheck, TokenPooling
 
 
 def text_classifier(encoder, num_classes, pooling="cls", dropout=0.1, pad_id=0, name="text_classifier"):
@@ -21,7 +21,10 @@ def text_classifier(encoder, num_classes, pooling="cls", dropout=0.1, pad_id=0, 
         pad_id: the padding id that "mean" skips.
 
     Returns a functional `keras.Model` from token ids to logits; the encoder
-    stays trainable unless you freeze it.
+    stays trainable unless you freeze it. Ids outside the encoder's
+    vocabulary raise an error that names them: the encoder's own
+    `TokenIdCheck` does it (TransformerEncoder, Word2Vec.as_embedding), else
+    one is added here, sized by the encoder's first `Embedding`.
     """
     if len(encoder.input_shape) != 2 or len(encoder.output_shape) != 3:
         raise ValueError(
@@ -33,9 +36,28 @@ def text_classifier(encoder, num_classes, pooling="cls", dropout=0.1, pad_id=0, 
             f"`num_classes` must be a positive int (the number of logits). Received: num_classes={num_classes!r}"
         )
     inputs = keras.Input(shape=encoder.input_shape[1:], dtype="int32", name="token_ids")
-    states = encoder(inputs)
-    mask = PaddingMask(pad_id, name="classifier_padding_mask")(inputs)
+    ids = inputs
+    vocabulary_size = _unchecked_vocabulary_size(encoder)
+    if vocabulary_size is not None:
+        ids = TokenIdCheck(vocabulary_size, name="classifier_token_id_check")(inputs)
+    states = encoder(ids)
+    mask = PaddingMask(pad_id, name="classifier_padding_mask")(ids)
     x = TokenPooling(pooling, name="pool")(states, padding_mask=mask)
     x = layers.Dropout(dropout, name="classifier_dropout")(x)
     outputs = layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _unchecked_vocabulary_size(encoder):
+    """The vocabulary size to check ids against, or None when the encoder checks them itself or has no Embedding."""
+    found = list(_sublayers(encoder))
+    if any(isinstance(layer, TokenIdCheck) for layer in found):
+        return None
+    sizes = [layer.input_dim for layer in found if isinstance(layer, layers.Embedding)]
+    return sizes[0] if sizes else None
+
+
+def _sublayers(model):
+    for layer in getattr(model, "layers", ()):
+        yield layer
+        yield from _sublayers(layer)

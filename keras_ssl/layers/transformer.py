@@ -10,6 +10,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from keras_ssl.utils.checks import assert_token_ids_in_range
+
 
 def patchify(images, patch_size):
     """(B, H, W, C) images -> (B, (H/p)*(W/p), p*p*C) patches in row-major order."""
@@ -126,6 +128,35 @@ class PositionEmbedding(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_positions": self.num_positions, "kind": self.kind, "grid": self.grid}
+
+
+@keras.saving.register_keras_serializable(package="keras_ssl")
+class TokenIdCheck(layers.Layer):
+    """Passes token ids through, raising when one lies outside `[0, vocabulary_size)`.
+
+    Text encoders put it before their embedding lookup, which would otherwise
+    return NaN (JAX) or fail deep inside TensorFlow on an id made with another
+    tokenizer. It runs eagerly, in TensorFlow graphs and under JAX's jit
+    (see `keras_ssl.utils.checks.assert_token_ids_in_range`, which also says
+    what it costs and where XLA drops it). It has no weights.
+    """
+
+    def __init__(self, vocabulary_size, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, (int, np.integer)):
+            raise ValueError(f"`vocabulary_size` must be an int. Received: vocabulary_size={vocabulary_size!r}")
+        if vocabulary_size < 1:
+            raise ValueError(f"`vocabulary_size` must be positive. Received: vocabulary_size={vocabulary_size}")
+        self.vocabulary_size = int(vocabulary_size)
+
+    def call(self, token_ids):
+        return assert_token_ids_in_range(token_ids, self.vocabulary_size)
+
+    def compute_output_spec(self, token_ids):
+        return keras.KerasTensor(token_ids.shape, dtype=token_ids.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary_size": self.vocabulary_size}
 
 
 @keras.saving.register_keras_serializable(package="keras_ssl")

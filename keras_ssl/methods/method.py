@@ -277,11 +277,15 @@ class Method(keras.Model):
         """Pretrains on unlabelled inputs; labels (`y`) are ignored.
 
         `x` may be a NumPy array (uint8 [0, 255] or float [0, 1], NHWC), a
-        batched `tf.data.Dataset` (of images or `(images, labels)`), the name
-        of a TFDS dataset (see `keras_ssl.data.tfds_images`), or a
+        batched `tf.data.Dataset` (of images or `(images, labels)`), a folder
+        or TFRecord input (`keras_ssl.data.image_folder`, `tfrecord_images`),
+        a string naming one of those or a TFDS dataset (see
+        `keras_ssl.data.resolve_input_string`; a folder is read at the
+        encoder's input size when it fixes one), or a
         `keras.utils.PyDataset`. Array batches drop the remainder so every
         step sees a full batch; `batch_size` is the global batch, split over
-        the replicas of a distribution.
+        the replicas of a distribution. Arrays, folders and TFRecords serve
+        every epoch in the order their seed fixes for it.
 
         With a `keras_ssl.callbacks.BackupAndRestore` among the callbacks,
         the run resumes from its latest backup at the exact step: the
@@ -293,6 +297,8 @@ class Method(keras.Model):
         replicas.check_strategy(self)
         x = self.check_inputs(x)
         num_replicas = replicas.replica_count(self)
+        encoder_shape = tuple(self.encoder.input_shape) if self.input_kind == "images" else ()
+        fixed_size = len(encoder_shape) == 4 and encoder_shape[1] == encoder_shape[2] and encoder_shape[1]
         data, steps, input_shape = data_lib.prepare_pretraining_data(
             x,
             batch_size=batch_size,
@@ -302,7 +308,14 @@ class Method(keras.Model):
             input_kind=self.input_kind,
             row_indices=self.batch_row_indices,
             num_replicas=num_replicas,
+            image_size=fixed_size or None,  # a folder or TFRecords named by a string is read at this size
+            channels=encoder_shape[-1] if encoder_shape and encoder_shape[-1] in (1, 3) else 3,
         )
+        if data_lib.is_resumable(data) and kwargs.get("steps_per_epoch") not in (None, steps):
+            raise ValueError(
+                f"A folder or TFRecord input fixes steps_per_epoch={steps}. "
+                f"Received: steps_per_epoch={kwargs['steps_per_epoch']}"
+            )
         if not self.built:
             self.build((None, *(input_shape or data_lib.first_batch_shape(data)[1:])))
         steps = kwargs.pop("steps_per_epoch", None) or steps
@@ -316,7 +329,7 @@ class Method(keras.Model):
         if backup is not None:
             if not steps:
                 raise ValueError("BackupAndRestore needs to know the steps per epoch: pass `steps_per_epoch`.")
-            samples = len(data.images) if isinstance(data, data_lib.ArrayBatches) else None
+            samples = len(data.images) if isinstance(data, data_lib.ArrayBatches) else getattr(data, "num_images", None)
             fingerprint = run_fingerprint(self, getattr(data, "batch_size", batch_size), num_replicas, samples)
             position = backup.attach(self, fingerprint, steps, getattr(data, "seed", None))
             if position is not None:

@@ -153,17 +153,22 @@ class Word2Vec:
         """A Keras model from token ids (batch, length) to vectors (batch, length, vector_size).
 
         Padding (id 0) is masked, so Keras pooling layers downstream skip it.
+        Ids outside the vocabulary raise an error naming them
+        (`keras_ssl.layers.TokenIdCheck`).
         The model exports with `keras_ssl.export`; its serving signature takes
         int32 token ids.
         """
         import keras
 
+        from keras_ssl.layers.transformer import TokenIdCheck
+
         matrix = self.embedding_matrix()
         inputs = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        ids = TokenIdCheck(matrix.shape[0], name="token_id_check")(inputs)
         layer = keras.layers.Embedding(
             matrix.shape[0], matrix.shape[1], mask_zero=True, trainable=trainable, name="embedding"
         )
-        model = keras.Model(inputs, layer(inputs), name=name)
+        model = keras.Model(inputs, layer(ids), name=name)
         layer.set_weights([matrix])
         return model
 

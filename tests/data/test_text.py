@@ -1,8 +1,8 @@
-"""Text readers (WikiText-2, SST-2) and SST-2's sentence recovery, on the real files and on crafted bad ones."""
+"""Text readers (plain files, WikiText-2, SST-2) and SST-2's sentence recovery, on real files and crafted bad ones."""
 
 import pytest
 
-from keras_ssl.data import drop_subphrases, load_sst2, load_wikitext
+from keras_ssl.data import drop_subphrases, load_sst2, load_wikitext, read_text_files
 from keras_ssl.testing import shared_data_file
 
 
@@ -52,3 +52,32 @@ def test_sst2_training_phrases_reduce_to_its_sentences():
     padded = [f" {k} " for k in kept]
     for phrase in sentences[::400]:  # every phrase is a run of words of a kept sentence
         assert any(f" {' '.join(phrase.split())} " in k for k in padded), phrase
+
+
+def test_text_files_give_one_paragraph_per_non_empty_line(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "deep").mkdir()
+    (tmp_path / "a.txt").write_text("  first line \n\n second\n", encoding="utf-8")
+    (tmp_path / "b" / "deep" / "c.TXT").write_text("third\r\n   \nfourth", encoding="utf-8")
+    (tmp_path / "b" / "notes.md").write_text("markdown", encoding="utf-8")
+    (tmp_path / ".hidden.txt").write_text("hidden", encoding="utf-8")
+    assert read_text_files(tmp_path) == ["first line", "second", "third", "fourth"]
+    assert read_text_files(tmp_path / "b" / "notes.md") == ["markdown"]
+    assert read_text_files(str(tmp_path / "**" / "*.md")) == ["markdown"]
+    assert read_text_files(str(tmp_path / "*.txt")) == ["first line", "second"]
+
+
+def test_text_files_refuse_nothing_to_read(tmp_path):
+    with pytest.raises(ValueError, match="no such path"):
+        read_text_files(tmp_path / "missing.txt")
+    with pytest.raises(ValueError, match="no file matches"):
+        read_text_files(str(tmp_path / "*.txt"))
+    (tmp_path / "images").mkdir()
+    with pytest.raises(ValueError, match=r"Expected \.txt files below the folder .*images"):
+        read_text_files(tmp_path / "images")
+    (tmp_path / "blank.txt").write_text("\n  \n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"1 file\(s\) .* all blank"):
+        read_text_files(tmp_path / "blank.txt")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(ValueError, match="UTF-8.*latin1.txt"):
+        read_text_files(tmp_path / "latin1.txt")

@@ -54,6 +54,15 @@ def test_the_embedding_maps_ids_to_the_trained_vectors(trained):
     assert int(lookup("the")) == index["the"] + 2 and int(lookup("zzz-not-a-word")) == 1
 
 
+def test_the_embedding_refuses_ids_outside_its_vocabulary(trained):
+    size = len(trained.vocabulary) + 2  # [PAD] and [UNK] come first
+    embedding = trained.as_embedding()
+    with pytest.raises(ValueError, match=rf"in \[0, {size}\).*Received ids in \[0, {size}\]"):
+        embedding(np.array([[2, size, 0]], "int32"))
+    with pytest.raises(Exception, match=rf"in \[0, {size}\)"):
+        embedding.predict(np.array([[2, size + 5, 0]], "int32"), verbose=0)
+
+
 @pytest.mark.parametrize("trainable", [True, False])
 def test_the_embedding_fine_tunes_only_when_trainable(trained, trainable):
     embedding = trained.as_embedding(trainable=trainable)
