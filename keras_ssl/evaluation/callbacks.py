@@ -9,8 +9,11 @@ class KNNMonitor(keras.callbacks.Callback):
     """Adds `knn_accuracy` (test top-1 of a weighted kNN) to the logs every `every` epochs.
 
     Uses `model.encoder` of the method being fit. The values are also kept in
-    `self.history` as `(epoch, accuracy)` pairs.
+    `self.history` as `(epoch, accuracy)` pairs. `Method.fit` runs it before
+    the callbacks that record logs (TensorBoard, CSVLogger), so they see it.
     """
+
+    adds_logs = True
 
     def __init__(
         self, train_images, train_labels, test_images, test_labels, k=200, temperature=0.1, every=1, batch_size=512

@@ -162,6 +162,8 @@ class DeepCluster(Method):
         logits = ops.cast(self.classifier(features), "float32")
         losses = keras.losses.sparse_categorical_crossentropy(pseudo_labels, logits, from_logits=True)
         weights = ops.take(self.cluster_weights, pseudo_labels)
+        # A weighted mean over the global batch: the normaliser must see every replica's weights.
+        losses, weights = replicas.gather(losses), replicas.gather(weights)
         return ops.sum(losses * weights) / ops.sum(weights), {"embedding_std": embedding_std(features)}
 
     def recluster(self, images, seed=0):

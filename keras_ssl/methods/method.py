@@ -336,6 +336,11 @@ class Method(keras.Model):
                 start_epoch, first_step = position
                 if hasattr(data, "seed") and backup.data_seed is not None:
                     data.seed = backup.data_seed  # the interrupted run's shuffling continues
+        # Callbacks that add to the logs (kNN accuracy) run before those that record them (TensorBoard, CSV,
+        # checkpoints), whatever order the user listed them in.
+        callbacks = [c for c in callbacks if getattr(c, "adds_logs", False)] + [
+            c for c in callbacks if not getattr(c, "adds_logs", False)
+        ]
         if not any(isinstance(c, TerminateOnNonFinite) for c in callbacks):
             callbacks.insert(0, TerminateOnNonFinite())  # before any callback that could save what a NaN broke
         callbacks.insert(0, _EpochStart(self, data, resume=(start_epoch, first_step)))
