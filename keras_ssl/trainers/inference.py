@@ -26,7 +26,8 @@ def extract_features(encoder, images, batch_size=512):
     x = check_images(images)
     runner = _Inference(encoder)
     # Keras leaves XLA off on CPU-only TensorFlow; XLA halves ViT inference time there (ResNets: no change).
-    runner.compile(jit_compile=True)
+    # torch.compile, though, spends minutes compiling what runs in seconds eagerly: torch stays eager.
+    runner.compile(jit_compile=keras.backend.backend() != "torch")
     scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
     # One batch at a time: only one float32 copy of a batch is alive, whatever the array size.
     features = [
