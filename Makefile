@@ -34,6 +34,13 @@ test-tensorflow: $(STAMP)
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax $(PYTEST) -m "not large" tests
 
+# The default suite under PyTorch (CPU build, installed on first use). Tests marked `savedmodel` are skipped
+# there: keras_ssl.export writes a TensorFlow SavedModel, which Keras cannot write from torch.
+.PHONY: test-torch
+test-torch: $(STAMP)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
+	KERAS_BACKEND=torch $(PYTEST) -m "not large" tests
+
 test-large: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -m large tests
 

@@ -82,10 +82,22 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None, extra_
 
     Returns:
         The bundle path.
+
+    Raises:
+        NotImplementedError: under the torch backend (export from TensorFlow or JAX).
     """
     from keras_ssl import __version__
     from keras_ssl.methods import Method
 
+    # --- torch: no SavedModel export (Keras writes one from torch only through torch_xla) ---
+    if keras.backend.backend() == "torch":
+        raise NotImplementedError(
+            "keras_ssl.export writes a TensorFlow SavedModel, which it cannot write from the torch backend. "
+            'Save the encoder\'s weights with `encoder.save_weights("encoder.weights.h5")`, then, under '
+            "KERAS_BACKEND=tensorflow or jax, rebuild the same encoder, `load_weights` and call keras_ssl.export. "
+            "Received: KERAS_BACKEND=torch"
+        )
+    # --- end torch ---
     if isinstance(model, Method):
         model = model.encoder
     if not model.built:

@@ -55,6 +55,7 @@ def test_bad_usage_exits_2_from_a_real_process():
     assert result.returncode == 2 and "--data" in result.stderr
 
 
+@pytest.mark.savedmodel
 def test_pretrain_evaluate_export(tiny_npz, tmp_path, capsys):
     bundle = str(tmp_path / "bundle")
     args = ["pretrain", "simclr", "--data", tiny_npz, "--output", bundle, "--epochs", "1", "--batch-size", "16"]
@@ -100,6 +101,7 @@ def tiny_text(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.savedmodel
 def test_pretrain_text_methods_ship_their_vocabulary(tiny_text, tmp_path, capsys):
     from keras_ssl import data
 

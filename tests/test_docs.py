@@ -30,7 +30,10 @@ def python_blocks():
         for match in _PYTHON_BLOCK.finditer(text):
             line = text.count("\n", 0, match.start()) + 1
             name = f"{path.relative_to(REPO_ROOT).as_posix()}:{line}"
-            blocks.append(pytest.param(match.group(1), name, id=name))
+            code = match.group(1)
+            # Blocks that export a bundle write a SavedModel (skipped under torch, see conftest.py).
+            marks = [pytest.mark.savedmodel] if re.search(r"\bexport\(", code) else []
+            blocks.append(pytest.param(code, name, id=name, marks=marks))
     return blocks
 
 

@@ -123,7 +123,7 @@ class MAE(ReconstructionMethod):
         mask = ops.cast(restore >= self.num_visible, "float32")
         return keep, restore, mask
 
-    def forward(self, images, training=False):
+    def masked_pass(self, images, training=False):
         """Runs MAE on a batch; returns a dict of tensors.
 
         "images" (the augmented input in [0, 1]), "target" (its patches,
@@ -176,7 +176,7 @@ class MAE(ReconstructionMethod):
         }
 
     def compute_ssl_loss(self, images, training=True):
-        out = self.forward(images, training=training)
+        out = self.masked_pass(images, training=training)
         mask = out["mask"]
         per_patch = ops.mean(ops.square(out["prediction"] - out["target"]), axis=-1)
         loss = ops.sum(per_patch * mask) / ops.sum(mask)
@@ -191,7 +191,7 @@ class MAE(ReconstructionMethod):
         return loss, logs
 
     def reconstruct_batch(self, inputs):
-        out = self.forward(inputs, training=False)
+        out = self.masked_pass(inputs, training=False)
         x, mask = out["images"], out["mask"][:, :, None]
         patches = patchify(x, self.patch_size)
         pixel_mask = unpatchify(ops.ones_like(patches) * mask, self.patch_size, self.grid, self.channels)

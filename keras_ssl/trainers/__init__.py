@@ -9,7 +9,7 @@ import importlib
 
 import keras
 
-_SUPPORTED = ("tensorflow", "jax")
+_SUPPORTED = ("tensorflow", "jax", "torch")
 
 
 def get_trainer():

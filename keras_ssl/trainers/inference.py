@@ -34,7 +34,8 @@ def extract_features(encoder, images, batch_size=512):
 def _keras_runner(encoder):
     runner = _Inference(encoder)
     # Keras leaves XLA off on CPU-only TensorFlow; XLA halves ViT inference time there (ResNets: no change).
-    runner.compile(jit_compile=True)
+    # torch.compile, though, spends minutes compiling what runs in seconds eagerly: torch stays eager.
+    runner.compile(jit_compile=keras.backend.backend() != "torch")
     return runner.predict_on_batch
 
 

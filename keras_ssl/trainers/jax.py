@@ -37,8 +37,7 @@ def train_step(method, state, data):
         mapping = _mapping(method, trainable, non_trainable, optimizer_vars)
         with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
             loss, logs = method.compute_ssl_loss(inputs, training=True)
-            if scope.losses:
-                loss = loss + sum(scope.losses)
+            loss = _with_regularisation(method, loss)
             scaled_loss = opt.scale_loss(loss)
         return scaled_loss, (loss, logs, _updated(method.non_trainable_variables, non_trainable, scope))
 
@@ -58,10 +57,16 @@ def test_step(method, state, data):
     trainable, non_trainable, metrics_vars = state
     with keras.StatelessScope(state_mapping=_mapping(method, trainable, non_trainable), collect_losses=True) as scope:
         loss, logs = method.compute_ssl_loss(method.unpack_batch(data), training=False)
-        if scope.losses:
-            loss = loss + sum(scope.losses)
+        loss = _with_regularisation(method, loss)
     logs, metrics_vars = _update_metrics(method, metrics_vars, loss, logs)
     return logs, (trainable, _updated(method.non_trainable_variables, non_trainable, scope), metrics_vars)
+
+
+def _with_regularisation(method, loss):
+    # In the scope, `losses` holds this pass's `add_loss` terms and the weight regularisers evaluated on the
+    # scope's arrays (differentiable); `scope.losses` alone would miss the regularisers.
+    losses = method.losses
+    return loss + sum(losses) if losses else loss
 
 
 def _update_metrics(method, metrics_vars, loss, logs):

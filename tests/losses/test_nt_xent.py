@@ -175,7 +175,13 @@ def _gradient_wrt_z1(z1, z2, temperature):
         import jax
 
         return np.asarray(jax.grad(lambda a: nt_xent(a, z2, temperature))(jax.numpy.asarray(z1)))
-    pytest.skip(f"gradient check written for the tensorflow and jax backends only, not {backend}")
+    if backend == "torch":
+        import torch
+
+        a = torch.tensor(z1, requires_grad=True)
+        nt_xent(a, torch.tensor(z2), temperature).backward()
+        return a.grad.numpy()
+    pytest.skip(f"gradient check written for the tensorflow, jax and torch backends only, not {backend}")
 
 
 def _numerical_gradient(z1, z2, temperature, eps=1e-5):

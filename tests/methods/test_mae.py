@@ -50,7 +50,7 @@ def test_sincos_positions_follow_the_mae_formula():
 @pytest.mark.parametrize("mask_ratio", [0.25, 0.75, 0.9])
 def test_the_mask_ratio_is_honoured_per_sample(mask_ratio):
     mae = tiny_mae(mask_ratio=mask_ratio)
-    out = mae.forward(keras.ops.zeros((16, 32, 32, 3)))
+    out = mae.masked_pass(keras.ops.zeros((16, 32, 32, 3)))
     mask = keras.ops.convert_to_numpy(out["mask"])
     hidden = 64 - int(64 * (1 - mask_ratio))
     np.testing.assert_array_equal(mask.sum(axis=1), np.full(16, hidden))
@@ -60,7 +60,7 @@ def test_the_mask_ratio_is_honoured_per_sample(mask_ratio):
 
 def test_targets_are_normalised_per_patch():
     (x, _), _ = cifar10_sample(num_train=4)
-    out = tiny_mae(norm_pix_loss=True).forward(x)
+    out = tiny_mae(norm_pix_loss=True).masked_pass(x)
     target = keras.ops.convert_to_numpy(out["target"])
     # The augmented image's 4x4 patches, each standardised by its own mean and variance (+1e-6, as in MAE).
     patches = (
@@ -97,6 +97,7 @@ def test_reconstruct_pastes_visible_patches_and_marks_the_hidden_ones():
     assert np.all(out["corrupted"][~visible] == 0.5)
 
 
+@pytest.mark.savedmodel
 def test_the_pretrained_vit_exports_reloads_and_fine_tunes(tmp_path):
     (x, y), _ = cifar10_sample(num_train=16)
     mae = tiny_mae()
