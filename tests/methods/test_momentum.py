@@ -96,3 +96,19 @@ def test_checkpoint_restores_queue_and_teacher(tmp_path):
     assert int(np.array(resumed.queue.position)) == int(np.array(trained.queue.position))
     for a, b in zip(values(resumed.key_encoder), values(trained.key_encoder)):
         np.testing.assert_allclose(a, b)
+
+
+def test_a_second_fit_with_my_optimizer_plans_its_own_momentum_schedule():
+    # The momentum schedule's start and length live in variables the compiled step reads, so a second fit (whose
+    # step Keras does not retrace when the user's optimizer is kept) follows its own schedule. Before, it kept the
+    # first fit's length while optimizer.iterations kept counting: momentum stuck at 1, the teacher frozen.
+    (x, _), _ = cifar10_sample(num_train=16)
+    method = methods.BYOL(tiny_encoder(), projection_dim=8, hidden_dim=16, momentum=0.5)
+    method.compile(optimizer=keras.optimizers.SGD(0.1))
+    method.fit(x, batch_size=4, epochs=1, verbose=0)  # 4 steps
+    assert int(method.schedule_start) == 0 and int(method.schedule_steps) == 4
+    before = values(method.target_encoder)
+    method.fit(x, batch_size=4, epochs=2, verbose=0)  # 8 more steps, its own cosine from 0.5 to 1
+    assert int(method.schedule_start) == 4 and int(method.schedule_steps) == 8
+    assert differs(before, values(method.target_encoder)), "the teacher did not move during the second fit"
+    assert float(method.teacher_momentum()) == pytest.approx(1.0)  # the end of the second schedule
