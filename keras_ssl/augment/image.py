@@ -10,6 +10,7 @@ per image (Keras's `RandomGaussianBlur` draws one sigma per batch), a
 probability wrapper and solarisation with the papers' fixed threshold.
 """
 
+import contextlib
 import math
 
 import keras
@@ -39,6 +40,17 @@ def to_unit_float(images):
     if "float" not in dtype:
         raise ValueError(f"Expected uint8 images in [0, 255] or float images in [0, 1]. Received: dtype={dtype}")
     return ops.cast(images, _FLOAT)
+
+
+@contextlib.contextmanager
+def _float32_policy():
+    """Layers created inside compute in float32 whatever the global mixed-precision policy."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def _per_sample_uniform(shape, seed_generator, low=0.0, high=1.0):
@@ -274,41 +286,46 @@ class ImageAugmenter(layers.Layer):
         def sub_seed(i):
             return None if seed is None else seed + i
 
-        s = self.jitter_strength
-        self.crop = RandomResizedCrop(crop_scale, crop_ratio, size, seed=sub_seed(1))
-        self.flipper = layers.RandomFlip("horizontal", seed=sub_seed(2), dtype=_FLOAT) if flip else None
-        jitter = dict(value_range=(0, 1), seed=sub_seed(3), dtype=_FLOAT)
-        self.rgb_jitter = self.gray_jitter = self.grayscale = None
-        if s > 0 and self.jitter_probability > 0:
-            brightness, contrast = 0.8 * s, 0.8 * s
-            # Keras's saturation factor f scales by f / (1 - f): map [1 - x, 1 + x].
-            sat = min(0.8 * s, 0.999)
-            saturation = ((1 - sat) / (2 - sat), (1 + sat) / (2 + sat))
-            hue = (0.0, min(0.4 * s, 1.0))  # Keras shifts by +-factor / 2
-            self.rgb_jitter = RandomApply(
-                layers.RandomColorJitter(
-                    brightness_factor=brightness,
-                    contrast_factor=contrast,
-                    saturation_factor=saturation,
-                    hue_factor=hue,
-                    **jitter,
-                ),
-                self.jitter_probability,
-                seed=sub_seed(4),
-            )
-            self.gray_jitter = RandomApply(
-                layers.RandomColorJitter(brightness_factor=brightness, contrast_factor=contrast, **jitter),
-                self.jitter_probability,
-                seed=sub_seed(5),
-            )
-        if self.grayscale_probability > 0:
-            self.grayscale = layers.RandomGrayscale(self.grayscale_probability, seed=sub_seed(6), dtype=_FLOAT)
-        self.blur = None
-        if self.blur_probability > 0:
-            self.blur = RandomApply(GaussianBlur(blur_sigma, seed=sub_seed(7)), self.blur_probability, seed=sub_seed(8))
-        self.solarize = None
-        if self.solarize_probability > 0:
-            self.solarize = RandomApply(Solarize(), self.solarize_probability, seed=sub_seed(9))
+        # Built under a float32 policy: Keras's RandomColorJitter creates its inner brightness/contrast/saturation/
+        # hue layers with the global policy, and their HSV round trip in float16 gives NaN (mixed_float16).
+        with _float32_policy():
+            s = self.jitter_strength
+            self.crop = RandomResizedCrop(crop_scale, crop_ratio, size, seed=sub_seed(1))
+            self.flipper = layers.RandomFlip("horizontal", seed=sub_seed(2), dtype=_FLOAT) if flip else None
+            jitter = dict(value_range=(0, 1), seed=sub_seed(3), dtype=_FLOAT)
+            self.rgb_jitter = self.gray_jitter = self.grayscale = None
+            if s > 0 and self.jitter_probability > 0:
+                brightness, contrast = 0.8 * s, 0.8 * s
+                # Keras's saturation factor f scales by f / (1 - f): map [1 - x, 1 + x].
+                sat = min(0.8 * s, 0.999)
+                saturation = ((1 - sat) / (2 - sat), (1 + sat) / (2 + sat))
+                hue = (0.0, min(0.4 * s, 1.0))  # Keras shifts by +-factor / 2
+                self.rgb_jitter = RandomApply(
+                    layers.RandomColorJitter(
+                        brightness_factor=brightness,
+                        contrast_factor=contrast,
+                        saturation_factor=saturation,
+                        hue_factor=hue,
+                        **jitter,
+                    ),
+                    self.jitter_probability,
+                    seed=sub_seed(4),
+                )
+                self.gray_jitter = RandomApply(
+                    layers.RandomColorJitter(brightness_factor=brightness, contrast_factor=contrast, **jitter),
+                    self.jitter_probability,
+                    seed=sub_seed(5),
+                )
+            if self.grayscale_probability > 0:
+                self.grayscale = layers.RandomGrayscale(self.grayscale_probability, seed=sub_seed(6), dtype=_FLOAT)
+            self.blur = None
+            if self.blur_probability > 0:
+                self.blur = RandomApply(
+                    GaussianBlur(blur_sigma, seed=sub_seed(7)), self.blur_probability, seed=sub_seed(8)
+                )
+            self.solarize = None
+            if self.solarize_probability > 0:
+                self.solarize = RandomApply(Solarize(), self.solarize_probability, seed=sub_seed(9))
 
     def build(self, input_shape):
         self.built = True

@@ -272,9 +272,21 @@ class TransformerBlock(layers.Layer):
         self.mlp_out = layers.Dense(dim, name="mlp_out")
         self.mlp_out.build((*input_shape[:-1], self.mlp_dim))
         self.drop = layers.Dropout(self.dropout)
+        # XLA on CPU cannot differentiate the float16 dot-product-attention kernel Keras picks without dropout
+        # ("precision F16_F16_F32 is not supported by dot_general on CPU"); asking for the attention scores takes
+        # Keras's explicit einsum path instead. Accelerators keep the fused kernel.
+        self._explicit_attention = (
+            keras.backend.backend() == "jax"
+            and self.compute_dtype == "float16"
+            and all(d.lower().startswith("cpu") for d in keras.distribution.list_devices())
+        )
 
     def _attend(self, x, mask, training):
-        return self.drop(self.attention(x, x, attention_mask=mask, training=training), training=training)
+        if self._explicit_attention:
+            out, _ = self.attention(x, x, attention_mask=mask, training=training, return_attention_scores=True)
+        else:
+            out = self.attention(x, x, attention_mask=mask, training=training)
+        return self.drop(out, training=training)
 
     def _mlp(self, x, training):
         return self.drop(self.mlp_out(self.drop(self.mlp_in(x), training=training)), training=training)

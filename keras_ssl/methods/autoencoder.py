@@ -249,6 +249,7 @@ class VariationalAutoencoder(ReconstructionMethod):
         if self.augmenter is not None:
             x = self.augmenter(x, training=training)
         mean, log_var = self._posterior(x, training)
+        mean, log_var = ops.cast(mean, "float32"), ops.cast(log_var, "float32")  # exp() in float32 (mixed precision)
         epsilon = replicas.per_sample(lambda s: keras.random.normal(s, seed=self.seed_generator), ops.shape(mean))
         z = mean + ops.exp(0.5 * log_var) * epsilon
         reconstruction = self.decoder(z, training=training)

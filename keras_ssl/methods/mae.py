@@ -158,6 +158,7 @@ class MAE(ReconstructionMethod):
         if head is not None:
             prediction = prediction[:, 1:]
 
+        prediction = ops.cast(prediction, "float32")  # the loss and the pixel maps in float32 (mixed precision)
         target = patchify(x, self.patch_size)
         pixels = prediction
         if self.norm_pix_loss:

@@ -145,7 +145,7 @@ class MaskedLM(Method):
         count = ops.maximum(ops.sum(weights), 1.0)
         loss = ops.sum(cross_entropy * weights) / count
         real = ops.cast(ops.not_equal(token_ids, 0), "float32")[..., None]
-        pooled = ops.sum(states * real, axis=1) / ops.maximum(ops.sum(real, axis=1), 1.0)
+        pooled = ops.sum(ops.cast(states, "float32") * real, axis=1) / ops.maximum(ops.sum(real, axis=1), 1.0)
         logs = {
             "accuracy": ops.sum(hits * weights) / count,
             "perplexity": ops.exp(ops.minimum(loss, 50.0)),

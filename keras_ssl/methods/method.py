@@ -243,6 +243,9 @@ class Method(keras.Model):
             learning_rate=learning_rate, weight_decay=self._schedule_args["weight_decay"]
         )
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        if self.dtype_policy.name == "mixed_float16":
+            # As Keras's compile does: float16 gradients underflow without loss scaling.
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         return optimizer
 
     def _schedule_for(self, total_steps):
