@@ -33,6 +33,10 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
     run ends as if it had succeeded. Raising stops everything at once, and the
     last good backup of `BackupAndRestore` stays as it was. `Method.fit` adds
     this callback unless one is given.
+
+    The weights are checked too, at every epoch end: XLA's fast min/max lets a
+    ReLU turn NaN activations into zeros, so NaN weights can leave the loss
+    finite (`BackupAndRestore` checks them before every backup as well).
     """
 
     def __init__(self):

@@ -136,11 +136,13 @@ class ArrayBatches(keras.utils.PyDataset):
         self.seed = draw_seed() if seed is None else int(seed)
         self.row_indices = row_indices
         self.epoch, self.first_step = 0, 0
+        self.step_limit = None  # fit(steps_per_epoch=N) trains the first N batches of each epoch's order
         self._orders = {}
 
     @property
     def steps_per_epoch(self):
-        return len(self.images) // self.batch_size
+        full = len(self.images) // self.batch_size
+        return full if self.step_limit is None else min(full, self.step_limit)
 
     def __len__(self):
         return self.steps_per_epoch - self.first_step

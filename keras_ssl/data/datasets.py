@@ -287,16 +287,30 @@ def positioned(data, epoch, first_step, end_epoch, steps_per_epoch):
             f"A resumed epoch is trained on its own. Received: epochs {epoch}..{end_epoch}, step {first_step}"
         )
     if hasattr(data, "fit_input"):
-        steps = steps_per_epoch - first_step if first_step else steps_per_epoch
-        return data.fit_input(epoch, first_step, end_epoch), steps
+        return data.fit_input(epoch, first_step, end_epoch), steps_per_epoch - first_step
     if hasattr(data, "set_position"):
         data.set_position(epoch, first_step)
-        return data, None
-    if not first_step:
-        return data, None
+        return data, None  # Keras takes its length
     if _is_tf_dataset(data):
-        return data.skip(first_step), steps_per_epoch - first_step
-    return _Skipped(data, first_step), None
+        steps = None if steps_per_epoch is None else steps_per_epoch - first_step
+        return (data.skip(first_step) if first_step else data), steps
+    return (_Skipped(data, first_step) if first_step else data), None
+
+
+def limit_steps(data, steps_per_epoch):
+    """Makes `data` serve only `steps_per_epoch` batches per epoch (`fit(steps_per_epoch=...)`)."""
+    if steps_per_epoch is None or not hasattr(data, "steps_per_epoch"):
+        return
+    available = data.steps_per_epoch
+    if steps_per_epoch > available:
+        raise ValueError(
+            f"steps_per_epoch={steps_per_epoch} asks for more batches than an epoch of this input holds "
+            f"({available}). Received: steps_per_epoch={steps_per_epoch}"
+        )
+    if isinstance(data, ArrayBatches):
+        data.step_limit = steps_per_epoch
+    else:
+        data.steps_per_epoch = steps_per_epoch
 
 
 class _Skipped(keras.utils.PyDataset):

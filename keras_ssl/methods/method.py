@@ -314,11 +314,7 @@ class Method(keras.Model):
             image_size=fixed_size or None,  # a folder or TFRecords named by a string is read at this size
             channels=encoder_shape[-1] if encoder_shape and encoder_shape[-1] in (1, 3) else 3,
         )
-        if data_lib.is_resumable(data) and kwargs.get("steps_per_epoch") not in (None, steps):
-            raise ValueError(
-                f"A folder or TFRecord input fixes steps_per_epoch={steps}. "
-                f"Received: steps_per_epoch={kwargs['steps_per_epoch']}"
-            )
+        data_lib.limit_steps(data, kwargs.get("steps_per_epoch"))
         if not self.built:
             self.build((None, *(input_shape or data_lib.first_batch_shape(data)[1:])))
         steps = kwargs.pop("steps_per_epoch", None) or steps

@@ -49,3 +49,15 @@ def weights_changed(before, model):
     """True when at least one trainable weight differs from the snapshot."""
     trainable = {id(v) for v in model.trainable_weights}
     return any(id(v) in trainable and not np.allclose(b, np.array(v)) for b, v in zip(before, model.weights))
+
+
+def tensorboard_tags(log_dir):
+    """The scalar tags in the TensorBoard event files under `log_dir` (Keras writes them as tensors)."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    tags = set()
+    for events in Path(log_dir).rglob("events.out.tfevents.*"):
+        accumulator = event_accumulator.EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["tensors"]) | set(accumulator.Tags()["scalars"])
+    return tags

@@ -108,7 +108,10 @@ def test_nan_stops_training_and_keeps_the_last_good_backup(tmp_path):
     (x, _), _ = cifar10_sample(num_train=32)
     backup = callbacks.BackupAndRestore(tmp_path, save_freq=1, delete_on_end=False)
     method = tiny()
-    with pytest.raises(callbacks.NonFiniteError, match=r"epoch 1, batch 4: the loss is nan.*learning rate too high"):
+    # The NaN loss stops it, or (XLA: a ReLU's fast max turns NaN into 0) the backup refuses the NaN weights.
+    with pytest.raises(
+        callbacks.NonFiniteError, match=r"epoch 1, batch 4: .*(the loss is nan|hold NaN).*learning rate"
+    ):
         method.fit(x, batch_size=8, epochs=2, callbacks=[backup, Poison(3)], verbose=0)
     with np.load(tmp_path / "backup.npz") as stored:
         assert json.loads(str(stored["metadata"]))["run_step"] == 3

@@ -146,3 +146,17 @@ def test_knn_accuracy_and_linear_probe_on_separable_classes(encoder):
     assert inverted == pytest.approx(1.0 - knn)
     with pytest.raises(ValueError, match="Received"):
         knn_accuracy(encoder, train_x, train_y, test_x, test_y[:-1], batch_size=8)
+
+
+def test_knn_accuracy_reaches_tensorboard_whatever_the_callback_order(tmp_path):
+    import keras
+
+    from keras_ssl import backbones, evaluation, methods
+    from keras_ssl.testing import cifar10_sample, tensorboard_tags
+
+    (x, y), (x_test, y_test) = cifar10_sample(num_train=16, num_test=8)
+    board = keras.callbacks.TensorBoard(tmp_path)  # listed first: it still sees what KNNMonitor adds
+    monitor = evaluation.KNNMonitor(x, y, x_test, y_test, k=5)
+    method = methods.SimCLR(backbones.ConvNet(filters=(4,), input_shape=(32, 32, 3)), projection_dim=8)
+    method.fit(x, batch_size=8, epochs=1, verbose=0, callbacks=[board, monitor])
+    assert "epoch_knn_accuracy" in tensorboard_tags(tmp_path)

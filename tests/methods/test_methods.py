@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from keras_ssl import backbones, methods
-from keras_ssl.testing import cifar10_sample, shared_data_file, weights_changed, weights_snapshot
+from keras_ssl.testing import cifar10_sample, shared_data_file, tensorboard_tags, weights_changed, weights_snapshot
 
 METHOD_KWARGS = {
     "simclr": {"projection_dim": 8, "hidden_dim": 16},
@@ -65,16 +65,19 @@ def method(request):
     return cls(ENCODERS.get(request.param, tiny_encoder)(), **METHOD_KWARGS.get(request.param, {}))
 
 
-def test_two_steps_finite_loss_and_encoder_changes(method):
+def test_two_steps_finite_loss_and_encoder_changes(method, tmp_path):
     x, _ = real_inputs(method, 16)
     method.compile(optimizer=keras.optimizers.SGD(0.1))
     method.build((None, *x.shape[1:]))
     before = weights_snapshot(method.encoder)
-    history = method.fit(x, batch_size=8, epochs=1, verbose=0)
+    board = keras.callbacks.TensorBoard(tmp_path)
+    history = method.fit(x, batch_size=8, epochs=1, verbose=0, callbacks=[board])
     assert len(history.history["loss"]) == 1
     assert np.isfinite(history.history["loss"][0])
     assert 0.0 <= history.history["embedding_std"][0] <= 1.0
     assert weights_changed(before, method.encoder)
+    # TensorBoard records every logged metric of every method, and the learning rate.
+    assert tensorboard_tags(tmp_path) >= {f"epoch_{name}" for name in history.history} | {"epoch_learning_rate"}
 
 
 def test_config_round_trip(method):
@@ -101,3 +104,12 @@ def test_default_schedule_warms_up_then_decays():
     rates = [float(schedule(step)) for step in range(5)]
     assert rates[0] == 0.0 and rates[2] == pytest.approx(0.01)
     assert rates[4] < rates[3] < rates[2]
+
+
+def test_steps_per_epoch_caps_an_epoch_of_arrays():
+    (x, _), _ = cifar10_sample(num_train=32)
+    method = methods.SimCLR(tiny_encoder(), projection_dim=8)
+    method.fit(x, batch_size=8, epochs=2, steps_per_epoch=1, verbose=0)  # 4 batches per epoch, capped at 1
+    assert int(keras.ops.convert_to_numpy(method.optimizer.iterations)) == 2
+    with pytest.raises(ValueError, match=r"steps_per_epoch=5 asks for more batches than an epoch of this input holds"):
+        method.fit(x, batch_size=8, steps_per_epoch=5, verbose=0)
