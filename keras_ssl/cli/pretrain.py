@@ -205,21 +205,15 @@ def _tfds_dataset(name, size, batch_size):
 
 
 def fit_input(images, method, batch_size, max_steps, num_replicas):
-    """`(x, batch_size for fit, steps per epoch)`: what `Method.fit` trains on, with --max-steps applied.
+    """`(x, batch_size for fit, steps per epoch)`: what `Method.fit` trains on; --max-steps goes to fit.
 
-    `Method.fit(steps_per_epoch=...)` does not shorten an epoch of arrays and refuses it for folders and
-    TFRecords (they fix their steps), so the cap is applied to the input itself: file readers and
-    arrays serve the first `max_steps` batches of each epoch's order, a TFDS dataset its first batches.
+    `fit(steps_per_epoch=N)` trains the first N batches of each epoch's order (arrays, folders, TFRecords);
+    a TFDS dataset is cut to its first N batches here.
     """
-    from keras_ssl import data
-    from keras_ssl.utils import replicas
-
     if images.kind in ("folder", "tfrecord"):
         reader = images.source
         _check_batch(reader.batch_size, method, num_replicas)
-        if max_steps:
-            reader.steps_per_epoch = min(reader.steps_per_epoch, max_steps)
-        return reader, None, reader.steps_per_epoch
+        return reader, None, min(reader.steps_per_epoch, max_steps or reader.steps_per_epoch)
     if images.kind == "tfds":
         dataset = images.source.take(max_steps) if max_steps else images.source
         steps = int(dataset.cardinality())
@@ -230,22 +224,7 @@ def fit_input(images, method, batch_size, max_steps, num_replicas):
     batch_size = min(batch_size, len(array))
     _check_batch(batch_size, method, num_replicas)
     steps = len(array) // batch_size
-    if not max_steps or max_steps >= steps:
-        return array, batch_size, steps
-    if method.batch_row_indices:
-        # A method with per-image state (DeepCluster's pseudo-labels) takes plain arrays only: it trains on the
-        # images of the first `max_steps` batches.
-        images.description += f"; --max-steps keeps the first {max_steps * batch_size} for {type(method).__name__}"
-        return array[: max_steps * batch_size], batch_size, max_steps
-
-    class FirstBatches(data.ArrayBatches):
-        """Each epoch's first `max_steps` batches (of its own shuffled order over every image)."""
-
-        @property
-        def steps_per_epoch(self):
-            return min(len(self.images) // self.batch_size, max_steps)
-
-    return FirstBatches(array, batch_size, process_shard=replicas.process_shard()), None, max_steps
+    return array, batch_size, min(steps, max_steps or steps)
 
 
 def _check_batch(batch_size, method, num_replicas):
@@ -371,9 +350,11 @@ def _fit_options():
     return {"verbose": 1 if sys.stdout.isatty() else 2}
 
 
-def _train(method, x, fit_batch, epochs, callbacks, checkpoint_dir):
+def _train(method, x, fit_batch, epochs, callbacks, checkpoint_dir, steps):
     try:
-        return method.fit(x, batch_size=fit_batch, epochs=epochs, callbacks=callbacks, **_fit_options())
+        return method.fit(
+            x, batch_size=fit_batch, epochs=epochs, callbacks=callbacks, steps_per_epoch=steps, **_fit_options()
+        )
     except KeyboardInterrupt:
         print(
             f"Interrupted: run the same command again to resume from the backup in {checkpoint_dir}.", file=sys.stderr
@@ -383,7 +364,15 @@ def _train(method, x, fit_batch, epochs, callbacks, checkpoint_dir):
 
 def run(args, argv):
     """The `pretrain` command; returns the exit code."""
+    import keras
+
     from keras_ssl import methods
+
+    if keras.backend.backend() == "torch":  # checked before hours of training, not at the export that ends them
+        raise UsageError(
+            "pretrain ends by writing a TensorFlow SavedModel bundle, which Keras cannot write from the torch "
+            "backend: run it with KERAS_BACKEND=tensorflow or jax. Received: KERAS_BACKEND=torch"
+        )
 
     card, method_name = resolve_target(args.target)
     recipe = card.recipe if card else {}
@@ -470,7 +459,7 @@ def run_images(args, argv, card, method_name, recipe, data_path):
         title = f"{method_name}, {describe_backbone(spec)}"
         earlier = position[2] if position else []
         callbacks = _training_callbacks(args, run_dir, checkpoint_dir, earlier, title, chief, epochs)
-        history = _train(method, x, fit_batch, epochs, callbacks, checkpoint_dir)
+        history = _train(method, x, fit_batch, epochs, callbacks, checkpoint_dir, steps)
 
     if not chief:
         print(f"process {placement.process_id}: done (process 0 writes the bundle and the run folder)")
@@ -586,7 +575,7 @@ def run_text(args, argv, card, method_name, recipe, data_path):
                 runs.write_command(run_dir, line)
                 earlier = position[2] if position else []
                 callbacks = _training_callbacks(args, run_dir, checkpoint_dir, earlier, "masked_lm", True, epochs)
-                history = _train(method, x, fit_batch, epochs, callbacks, checkpoint_dir)
+                history = _train(method, x, fit_batch, epochs, callbacks, checkpoint_dir, steps)
             epoch_logs = [dict(zip(history.history, values)) for values in zip(*history.history.values())]
             runs.write_history(run_dir, epoch_logs, title="masked_lm")
             encoder, assets = method.encoder, {"tokenizer.json": tokenizer.save(scratch)}
