@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 
-.PHONY: zoo-docs install quickstart test test-tensorflow test-jax test-large bench-throughput bench-cifar10 clean fuzz
+.PHONY: zoo-docs install quickstart lint test test-tensorflow test-jax test-large test-large-tensorflow test-large-jax \
+	bench-throughput bench-cifar10 clean fuzz
 
 $(STAMP): requirements.txt requirements-test.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,11 +23,15 @@ install: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/keras-ssl quickstart --output quickstart_report
 
-# The default suite, once per backend. Slow tests are marked `large`. The two backends run side by side:
-# much of a test's time is single-threaded tracing, so two suites share 2 cores well; each suite's output
-# is printed as one block when it ends.
-test: $(STAMP)
+# Lint and format check (ruff, configured in pyproject.toml), then the default suite once per backend. Slow tests
+# are marked `large`. The two backends run side by side: much of a test's time is single-threaded tracing, so two
+# suites share 2 cores well; each suite's output is printed as one block when it ends.
+test: lint
 	$(MAKE) -j2 --output-sync=target test-tensorflow test-jax
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test-tensorflow: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -m "not large" tests
@@ -41,8 +46,15 @@ test-torch: $(STAMP)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
 	KERAS_BACKEND=torch $(PYTEST) -m "not large" tests
 
+# The slow tests (end-to-end runs, every method on two replicas, every killed-and-resumed method), both backends.
 test-large: $(STAMP)
+	$(MAKE) -j2 --output-sync=target test-large-tensorflow test-large-jax
+
+test-large-tensorflow: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) -m large tests
+
+test-large-jax: $(STAMP)
+	KERAS_BACKEND=jax $(PYTEST) -m large tests
 
 bench-throughput: $(STAMP)
 	$(BIN)/python bench/throughput.py
