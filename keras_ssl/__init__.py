@@ -28,7 +28,9 @@ _FUNCTIONS = {
     "export": "keras_ssl.bundle",
     "get_preset": "keras_ssl.presets",
     "list_presets": "keras_ssl.presets",
+    "list_recipes": "keras_ssl.presets",
     "load": "keras_ssl.presets",
+    "load_tokenizer": "keras_ssl.presets",
     "set_deterministic": "keras_ssl.utils.determinism",
 }
 

@@ -42,11 +42,23 @@ def _list(args):
         print(f"{'preset':42} {'method':22} weights")
         for name in presets.list_presets():
             card = presets.get_preset(name)
-            weights = "not published" if card.weights is None else f"{card.weights.size / 2**20:.1f} MiB"
             aliases = f" (alias: {', '.join(card.aliases)})" if card.aliases else ""
-            print(f"{name:42} {card.method:22} {weights}{aliases}")
+            print(f"{name:42} {card.method:22} {card.weights.size / 2**20:.1f} MiB{aliases}")
+        recipes = presets.list_recipes()
+        if recipes:
+            print(f"\n{len(recipes)} recipes without published weights: keras-ssl recipes")
         print()
     print("methods: " + ", ".join(list_methods()))
+    return EXIT_OK
+
+
+def _recipes(args):
+    from keras_ssl import presets
+
+    print(f"{'recipe':42} {'method':22} train it with")
+    for name in presets.list_recipes():
+        card = presets.get_preset(name)
+        print(f"{name:42} {card.method:22} {card.pretrain_command}")
     return EXIT_OK
 
 
@@ -292,6 +304,14 @@ def build_parser():
     )
     listing.add_argument("--methods-only", action="store_true", help="list only the method names")
     listing.set_defaults(run=_list)
+
+    recipes = commands.add_parser(
+        "recipes",
+        parents=[common],
+        help="list the zoo's recipes: cards without published weights, and how to train them",
+        description="Lists the recipes (cards whose weights are not published) and the command that trains each.",
+    )
+    recipes.set_defaults(run=_recipes)
 
     _add_pretrain(commands, common)
     _add_evaluate(commands, common)

@@ -40,7 +40,9 @@ __all__ = [
     "Weights",
     "get_preset",
     "list_presets",
+    "list_recipes",
     "load",
+    "load_tokenizer",
     "parse_card",
     "zoo_directories",
 ]
@@ -94,13 +96,21 @@ def _cards():
 
 
 def list_presets(include_aliases=False):
-    """Sorted preset names (and their aliases when asked)."""
+    """Sorted names of the presets: the cards with published weights, each loadable by `load` (aliases when asked)."""
     cards, aliases = _cards()
-    return sorted(set(cards) | (set(aliases) if include_aliases else set()))
+    published = {name for name, card in cards.items() if card.weights is not None}
+    names = published | ({a for a, name in aliases.items() if name in published} if include_aliases else set())
+    return sorted(names)
+
+
+def list_recipes():
+    """Sorted names of the recipes: cards without published weights (`keras-ssl pretrain <name>` trains them)."""
+    cards, _ = _cards()
+    return sorted(name for name, card in cards.items() if card.weights is None)
 
 
 def get_preset(name):
-    """The card of a preset name or alias; unknown names list the close matches."""
+    """The card of a preset or recipe, by name or alias; unknown names list the close matches."""
     cards, aliases = _cards()
     key = aliases.get(name, name)
     if key in cards:
@@ -139,13 +149,51 @@ def load(name_or_path_or_uri, trainable=True, cache_dir=None, progress=None, max
         keras_ssl.bundle.BundleTooLargeError: a bundle asking for more than `max_bytes`.
     """
     from keras_ssl.bundle import load_bundle, load_saved_model
+
+    kind, location = _resolve(name_or_path_or_uri, cache_dir, progress)
+    if kind == "saved_model":
+        return load_saved_model(location, trainable=trainable)
+    return load_bundle(location, trainable=trainable, max_bytes=max_bytes)
+
+
+def load_tokenizer(name_or_path_or_uri, cache_dir=None, progress=None):
+    """The tokenizer of a text preset or bundle, as its encoder expects token ids.
+
+    A MaskedLM bundle carries `tokenizer.json`: a `keras_ssl.data.WordPieceTokenizer`
+    is returned (`tokenizer.pack(sentences, max_length)` gives the ids). A
+    Word2Vec bundle carries `vocabulary.txt`: a `keras.layers.StringLookup`
+    is returned, mapping words to ids (0 padding, 1 unknown, word i of the
+    vocabulary to i + 2). Accepts everything `load` accepts.
+    """
+    from keras_ssl.utils.bundle_layout import ASSETS, TOKENIZER_FILE, VOCABULARY_FILE
+
+    kind, location = _resolve(name_or_path_or_uri, cache_dir, progress)
+    assets = os.path.join(location, ASSETS)
+    if os.path.isfile(os.path.join(assets, TOKENIZER_FILE)):
+        from keras_ssl.data.tokenizer import WordPieceTokenizer
+
+        return WordPieceTokenizer.load(location)
+    if os.path.isfile(os.path.join(assets, VOCABULARY_FILE)):
+        import keras
+
+        with open(os.path.join(assets, VOCABULARY_FILE), encoding="utf-8") as f:
+            words = [line.rstrip("\n") for line in f if line.rstrip("\n")]
+        return keras.layers.StringLookup(vocabulary=words, mask_token="[PAD]", oov_token="[UNK]")
+    raise ValueError(
+        f"{name_or_path_or_uri} has no tokenizer: expected {os.path.join(ASSETS, TOKENIZER_FILE)} (MaskedLM) or "
+        f"{os.path.join(ASSETS, VOCABULARY_FILE)} (Word2Vec) in the bundle. Received: an image encoder's bundle"
+    )
+
+
+def _resolve(name_or_path_or_uri, cache_dir, progress):
+    """`("bundle" | "saved_model", directory)` of a preset name, path, archive or URL (archives unpacked, verified)."""
     from keras_ssl.utils.bundle_layout import ASSETS
 
     source = os.fspath(name_or_path_or_uri)
     if not isinstance(source, str):
         raise TypeError(f"Expected a preset name, path or URL as a string. Received: {type(source).__name__}")
     if source.startswith(("https://", "http://")):
-        return _load_archive(*_fetch_url(source, cache_dir, progress), trainable, cache_dir, max_bytes)
+        return "bundle", _unpacked(*_fetch_url(source, cache_dir, progress), cache_dir)
     location, sha256, size = _split_checksum(source)
     if location.startswith("file://"):
         location = urllib.request.url2pathname(urllib.parse.urlparse(location).path)
@@ -161,19 +209,19 @@ def load(name_or_path_or_uri, trainable=True, cache_dir=None, progress=None, max
         if os.path.isdir(os.path.join(location, ASSETS)) or not os.path.isfile(
             os.path.join(location, "saved_model.pb")
         ):
-            return load_bundle(location, trainable=trainable, max_bytes=max_bytes)
-        return load_saved_model(location, trainable=trainable)
+            return "bundle", location
+        return "saved_model", location
     if os.path.isfile(location):
         actual = sha256_file(location)
         _check_checksum(source, sha256, size, actual, os.path.getsize(location))
-        return _load_archive(location, actual, trainable, cache_dir, max_bytes)
+        return "bundle", _unpacked(location, actual, cache_dir)
     if os.sep in location or location.endswith((".tar.gz", ".tgz", ".tar")):
         raise FileNotFoundError(f"No bundle at {location}")
     card = get_preset(location)
     if card.weights is not None:
         _check_checksum(source, sha256, size, card.weights.sha256, card.weights.size)
     archive = _preset_archive(card, cache_dir, progress)
-    return _load_archive(archive, card.weights.sha256, trainable, cache_dir, max_bytes)
+    return "bundle", _unpacked(archive, card.weights.sha256, cache_dir)
 
 
 def _split_checksum(location):
@@ -222,7 +270,8 @@ def _preset_archive(card, cache_dir, progress):
     weights = card.weights
     if weights is None:
         raise PresetUnavailableError(
-            f"Preset {card.name!r} has no published weights yet. Train them with its recipe:\n"
+            f"{card.name!r} is a recipe without published weights (keras_ssl.list_recipes()), not a preset. "
+            "Train it:\n"
             f"    {card.pretrain_command}\n"
             "then `keras_ssl.load('<bundle dir>')`, or put the cards and archives of your own zoo in a folder "
             f"named by {ZOO_PATH_ENV}."
@@ -253,8 +302,8 @@ def _fetch_url(url, cache_dir, progress):
     return fetch([location], sha256, size, filename, cache_dir=cache_dir, progress=progress), sha256
 
 
-def _load_archive(archive, sha256, trainable, cache_dir, max_bytes=None):
-    """Unpacks a verified archive once into the cache (keyed by its sha256) and loads the bundle.
+def _unpacked(archive, sha256, cache_dir):
+    """The directory of a verified archive, unpacked once into the cache (keyed by its sha256).
 
     The unpacked copy sits beside a manifest (`<sha256>.manifest.json`) of its
     files' sizes and the sha256 of its config, metadata and weights. Each load
@@ -262,7 +311,6 @@ def _load_archive(archive, sha256, trainable, cache_dir, max_bytes=None):
     or when there is no manifest (a copy from an older keras_ssl, or a process
     killed between unpacking and writing it).
     """
-    from keras_ssl.bundle import load_bundle
     from keras_ssl.presets.archive import extract_archive, manifest_difference, tree_manifest
 
     target = os.path.join(cache_home(cache_dir), "bundles", sha256)
@@ -285,4 +333,4 @@ def _load_archive(archive, sha256, trainable, cache_dir, max_bytes=None):
             extract_archive(archive, target)
             with atomic_write(manifest, "w") as f:
                 json.dump(tree_manifest(target), f, indent=1, sort_keys=True)
-        return load_bundle(target, trainable=trainable, max_bytes=max_bytes)
+    return target

@@ -10,6 +10,7 @@ user's folder cannot smuggle in surprises.
 
 import dataclasses
 import math
+import os
 import re
 
 from keras_ssl.utils.files import SHA256_PATTERN
@@ -72,9 +73,9 @@ class PresetCard:
 
     @property
     def pretrain_command(self):
-        """The command that trains this preset by its recipe."""
-        data = self.recipe.get("data", "")
-        return f"keras-ssl pretrain {self.name} --data {data} --output <bundle dir>"
+        """The command that trains this preset by its recipe (the data named by what it is, not by a path here)."""
+        data = os.path.basename(self.recipe.get("data", "")) or "DATA"
+        return f"keras-ssl pretrain {self.name} --data <path to {data}> --output <bundle dir>"
 
 
 def parse_card(text, source="<card>", directory=None):

@@ -40,7 +40,7 @@ def write_zoo(root, *cards):
 
 
 def test_packaged_cards_cover_the_methods():
-    names = presets.list_presets()
+    names = presets.list_presets() + presets.list_recipes()
     cards = [presets.get_preset(name) for name in names]
     covered = {card.method for card in cards}
     assert {"simclr", "moco", "byol", "mae", "masked_lm", "word2vec"} <= covered
@@ -67,15 +67,17 @@ def test_unknown_name_lists_close_matches():
         presets.load("no_such_preset_anywhere")
 
 
-def test_unpublished_preset_says_how_to_get_it():
-    unpublished = [presets.get_preset(n) for n in presets.list_presets() if presets.get_preset(n).weights is None]
-    assert unpublished
-    with pytest.raises(presets.PresetUnavailableError, match=f"keras-ssl pretrain {unpublished[0].name} --data"):
-        presets.load(unpublished[0].name)
+def test_presets_have_weights_and_recipes_say_how_to_train_them():
+    assert all(presets.get_preset(n).weights is not None for n in presets.list_presets())
+    recipes = presets.list_recipes()
+    assert recipes and not set(recipes) & set(presets.list_presets())
+    assert all(presets.get_preset(n).weights is None for n in recipes)
+    with pytest.raises(presets.PresetUnavailableError, match=f"(?s)is a recipe.*keras-ssl pretrain {recipes[0]} --data <"):
+        presets.load(recipes[0])
 
 
 def test_docs_and_model_cards_are_generated_from_the_cards():
-    cards = [presets.get_preset(name) for name in presets.list_presets()]
+    cards = [presets.get_preset(name) for name in presets.list_presets() + presets.list_recipes()]
     with open(REPO_ROOT / "docs" / "zoo.md") as f:
         assert f.read() == render.zoo_markdown(cards), "docs/zoo.md is stale: run `make zoo-docs`"
     for card in cards:
