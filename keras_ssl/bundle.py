@@ -8,7 +8,9 @@ Layout:
 
 The bundle is written into a temporary directory beside `path` and renamed into
 place at the end, so an interrupted export never leaves a half-written bundle
-and never destroys an existing one.
+and never destroys an existing one. An export killed outright (SIGKILL, power
+loss) cannot clean up; the next export or load of the same path does (see
+`recover_interrupted_export`).
 """
 
 import collections
@@ -20,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 
 import keras
 
@@ -119,7 +122,8 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None, extra_
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    recover_interrupted_export(path)
+    staging = tempfile.mkdtemp(prefix=f".export-{os.path.basename(path)}-{os.getpid()}-", dir=parent)
     try:
         bundle = os.path.join(staging, "bundle")
         try:
@@ -160,6 +164,49 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None, extra_
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def recover_interrupted_export(path):
+    """Tidies what an export of `path` killed mid-way left beside it; warns and returns what it did, a line each.
+
+    A staging folder (`.export-<name>-<pid>-*`) of a process that is gone is
+    removed. A previous bundle moved aside for an overwrite (`<name>.old-...`)
+    is put back when the new bundle never took its place, and removed when it
+    did. Folders of a process still running are left alone (it may be exporting
+    now), as is everything on Windows, where liveness is not checked.
+    """
+    path = os.path.abspath(os.fspath(path))
+    parent, name = os.path.split(path)
+    done = []
+    if not os.path.isdir(parent):
+        return done
+    pattern = re.compile(rf"(?:{re.escape(name)}\.old-)?\.export-{re.escape(name)}-(\d+)-[a-z0-9_]{{8}}")
+    for entry in sorted(os.listdir(parent)):
+        match = pattern.fullmatch(entry)
+        if not match or _process_alive(int(match.group(1))):
+            continue
+        leftover = os.path.join(parent, entry)
+        if entry.startswith(".export-") or os.path.exists(path):
+            shutil.rmtree(leftover, ignore_errors=True)
+            done.append(f"removed {leftover}, left by an interrupted export")
+        else:
+            os.rename(leftover, path)
+            done.append(f"restored {path} from {leftover}: an overwriting export was interrupted before replacing it")
+    for line in done:
+        warnings.warn(line, stacklevel=3)
+    return done
+
+
+def _process_alive(pid):
+    if os.name == "nt":
+        return True  # os.kill(pid, 0) would terminate the process on Windows
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _open_size_error(model):
@@ -672,6 +719,8 @@ def load_bundle(path, trainable=True, max_bytes=None):
     """
     path = os.fspath(path)
     assets = os.path.join(path, ASSETS)
+    if not os.path.exists(path):
+        recover_interrupted_export(path)
     if not os.path.isdir(assets):
         if os.path.isdir(path):
             raise InvalidBundleError(

@@ -138,6 +138,44 @@ def test_export_never_replaces_an_existing_path_unless_asked(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no staging left behind
 
 
+# Exports `sys.argv[1]` again with overwrite=True and dies by SIGKILL once the old bundle has been moved aside,
+# before the new one takes its place: the worst moment to lose power.
+KILLED_BETWEEN_RENAMES = """
+import os, signal, sys, keras, keras_ssl
+rename = os.rename
+def rename_then_die(src, dst):
+    rename(src, dst)
+    if ".old-" in os.path.basename(dst):
+        os.kill(os.getpid(), signal.SIGKILL)
+os.rename = rename_then_die
+keras_ssl.export(keras_ssl.backbones.ConvNet(filters=(4, 8), input_shape=(16, 16, 3)), sys.argv[1], overwrite=True)
+"""
+
+
+@pytest.mark.savedmodel
+def test_an_export_killed_mid_way_loses_nothing_and_is_tidied_next_time(tmp_path):
+    encoder = tiny_encoder()
+    path = keras_ssl.export(encoder, tmp_path / "bundle")
+    expected = encoder.predict(images(), verbose=0)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_BETWEEN_RENAMES, path],
+        timeout=300,
+        env={**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert killed.returncode == -9
+    leftovers = sorted(p.name for p in tmp_path.iterdir())
+    assert (
+        "bundle" not in leftovers
+        and any(".old-" in n for n in leftovers)
+        and any(n.startswith(".export-") for n in leftovers)
+    )
+    with pytest.warns(UserWarning, match="restored .*bundle"):
+        reloaded = keras_ssl.load(path)  # the old bundle comes back, untouched
+    np.testing.assert_allclose(reloaded.predict(images(), verbose=0), expected, atol=1e-5)
+    keras_ssl.export(tiny_encoder(), path, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # the dead export's staging is gone too
+
+
 @pytest.mark.savedmodel
 def test_corrupt_weights_and_lambda_layers_are_refused(tmp_path):
     path = keras_ssl.export(tiny_encoder(), tmp_path / "bundle")

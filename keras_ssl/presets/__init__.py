@@ -199,6 +199,10 @@ def _resolve(name_or_path_or_uri, cache_dir, progress):
         location = urllib.request.url2pathname(urllib.parse.urlparse(location).path)
         if not os.path.exists(location):
             raise FileNotFoundError(f"No bundle at {name_or_path_or_uri}")
+    if not os.path.exists(location) and os.path.dirname(location):
+        from keras_ssl.bundle import recover_interrupted_export
+
+        recover_interrupted_export(location)  # a bundle an interrupted overwrite moved aside comes back
     if os.path.isdir(location):
         if sha256 or size:
             raise ValueError(

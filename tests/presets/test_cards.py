@@ -72,7 +72,9 @@ def test_presets_have_weights_and_recipes_say_how_to_train_them():
     recipes = presets.list_recipes()
     assert recipes and not set(recipes) & set(presets.list_presets())
     assert all(presets.get_preset(n).weights is None for n in recipes)
-    with pytest.raises(presets.PresetUnavailableError, match=f"(?s)is a recipe.*keras-ssl pretrain {recipes[0]} --data <"):
+    with pytest.raises(
+        presets.PresetUnavailableError, match=f"(?s)is a recipe.*keras-ssl pretrain {recipes[0]} --data <"
+    ):
         presets.load(recipes[0])
 
 
