@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
-PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 .PHONY: zoo-docs install quickstart lint test test-tensorflow test-jax test-large test-large-tensorflow test-large-jax \
 	bench-throughput bench-cifar10 clean fuzz
