@@ -1,6 +1,7 @@
 """Word2Vec on WikiText-2: keras_ssl's wrapper vs bare gensim, side by side.
 
     python bench/word2vec.py            # -> bench/results/word2vec_wikitext2_cpu.json
+    python bench/word2vec.py --bundle word2vec_sgns100_wikitext2   # scores a preset's or bundle's vectors
 
 Trains skip-gram vectors (the issue's defaults: 100 dims, window 5, 5 negatives,
 min_count 5, 5 epochs) on the WikiText-2 validation split through
@@ -33,7 +34,10 @@ def main():
     parser.add_argument("--data", default=DATA)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", default=os.path.join(HERE, "results", "word2vec_wikitext2_cpu.json"))
+    parser.add_argument("--bundle", help="score the vectors of this preset, bundle or archive instead, and stop")
     args = parser.parse_args()
+    if args.bundle:
+        return score_bundle(args.bundle)
 
     import gensim
     from gensim.models import Word2Vec as GensimWord2Vec
@@ -82,6 +86,24 @@ def main():
     with open(args.output, "w") as f:
         json.dump(result, f, indent=2)
     print(f"speed ratio {result['speed_ratio']:.3f} -> {args.output}")
+
+
+def score_bundle(name_or_path):
+    """WordSim-353 and analogy scores of the vectors a Word2Vec preset or bundle ships (rows 2.. are its words)."""
+    import keras
+    from gensim.models import KeyedVectors
+
+    import keras_ssl
+    from keras_ssl.trainers.gensim import intrinsic_scores
+
+    encoder, lookup = keras_ssl.load(name_or_path), keras_ssl.load_tokenizer(name_or_path)
+    words = lookup.get_vocabulary()[2:]  # 0: padding, 1: unknown
+    matrix = keras.ops.convert_to_numpy(encoder.get_layer("embedding").embeddings)[2:]
+    vectors = KeyedVectors(matrix.shape[1])
+    vectors.add_vectors(words, matrix)
+    scores = intrinsic_scores(vectors)
+    print(json.dumps({"bundle": str(name_or_path), "vocabulary": len(words), **scores}, indent=2))
+    return scores
 
 
 if __name__ == "__main__":

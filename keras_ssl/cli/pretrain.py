@@ -376,6 +376,12 @@ def run(args, argv):
 
     card, method_name = resolve_target(args.target)
     recipe = card.recipe if card else {}
+    if "command" in recipe:
+        raise UsageError(
+            f"{card.name}'s recipe has several stages and is trained by a script, not by one keras-ssl pretrain run:\n"
+            f"    {recipe['command']}\n"
+            f"Or pretrain the method on your data: keras-ssl pretrain {method_name} --data PATH --output DIR"
+        )
     data_path = args.data or recipe.get("data")
     if not data_path:
         raise UsageError(
@@ -528,7 +534,8 @@ def run_text(args, argv, card, method_name, recipe, data_path):
             os.makedirs(run_dir, exist_ok=True)
             runs.write_command(run_dir, line)
             corpus = data_path if os.path.isfile(os.path.expanduser(data_path)) else [t.split() for t in texts]
-            model = methods.Word2Vec(**{**config, "seed": seed}).fit(corpus)
+            # The recipe's worker count (1: bit-for-bit reproducible with a fixed PYTHONHASHSEED; more: gensim races).
+            model = methods.Word2Vec(**{**config, "seed": seed, "workers": recipe.get("workers")}).fit(corpus)
             vocabulary = os.path.join(scratch, "vocabulary.txt")
             with open(vocabulary, "w", encoding="utf-8") as f:
                 f.write("\n".join(model.vocabulary) + "\n")

@@ -73,7 +73,12 @@ class PresetCard:
 
     @property
     def pretrain_command(self):
-        """The command that trains this preset by its recipe (the data named by what it is, not by a path here)."""
+        """The command that trains this preset by its recipe (the data named by what it is, not by a path here).
+
+        A recipe of several stages names its script in `recipe["command"]`; that command is returned as it is.
+        """
+        if isinstance(self.recipe.get("command"), str):
+            return self.recipe["command"]
         data = os.path.basename(self.recipe.get("data", "")) or "DATA"
         return f"keras-ssl pretrain {self.name} --data <path to {data}> --output <bundle dir>"
 

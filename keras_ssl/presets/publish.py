@@ -47,8 +47,10 @@ def publish(bundle_dir, card_dir, metrics=None, notes=None):
         card["notes"] = notes
     text = json.dumps(card, indent=2, ensure_ascii=False) + "\n"
     parse_card(text, card_path, card_dir)
+    mode = os.stat(card_path).st_mode & 0o777
     with atomic_write(card_path, "w") as f:
         f.write(text)
+    os.chmod(card_path, mode)  # the temporary file's 0600 would hide the card from other users of an installed zoo
     return parse_card(text, card_path, card_dir)
 
 

@@ -4,6 +4,7 @@ import hashlib
 import os
 import warnings
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -302,5 +303,8 @@ def test_a_method_trains_on_a_folder_and_resumes_in_its_order(tmp_path):
     assert len(history.history["loss"]) == 1
     history = quiet(method.fit, str(tmp_path), batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    with pytest.raises(ValueError, match="fixes steps_per_epoch=3"):
-        method.fit(folder, epochs=1, steps_per_epoch=2, verbose=0)
+    capped = methods.Autoencoder(backbones.ConvNet(filters=(4,), input_shape=(8, 8, 3)))
+    quiet(capped.fit, folder, epochs=1, steps_per_epoch=2, verbose=0)  # 3 batches per epoch, capped at 2
+    assert int(keras.ops.convert_to_numpy(capped.optimizer.iterations)) == 2
+    with pytest.raises(ValueError, match="steps_per_epoch=5 asks for more batches than an epoch of this input holds"):
+        method.fit(folder, epochs=1, steps_per_epoch=5, verbose=0)

@@ -293,3 +293,39 @@ def test_plain_savedmodel_fine_tunes_with_adamw(tmp_path, backend):
     classifier.compile(optimizer=keras.optimizers.AdamW(1e-2), loss="mse")
     classifier.fit(X, np.ones((5, 1)), epochs=3, verbose=0)
     assert np.abs(layer(X).numpy() - before).max() > 1e-4  # the SavedModel's own variables were trained
+
+
+def test_publish_puts_a_bundle_behind_a_card(bundle, cache, tmp_path, monkeypatch):
+    from keras_ssl.presets.publish import publish
+
+    path, expected = bundle
+    entry = card("tiny_mlp_toy", "unused.tar.gz", "0" * 64, 1)
+    entry["weights"] = None
+    private_zoo(tmp_path / "zoo", monkeypatch, entry)
+    assert "tiny_mlp_toy" in presets.list_recipes() and "tiny_mlp_toy" not in presets.list_presets()
+    published = publish(path, tmp_path / "zoo" / "tiny_mlp_toy", metrics={"knn": 0.5}, notes="trained for a test")
+    archive = tmp_path / "zoo" / "tiny_mlp_toy" / "tiny_mlp_toy.tar.gz"
+    assert published.weights.sha256 == sha256_file(archive) and published.weights.size == os.path.getsize(archive)
+    assert published.metrics == {"knn": 0.5} and published.notes == "trained for a test"
+    assert "tiny_mlp_toy" in presets.list_presets()
+    no_sockets(monkeypatch)
+    np.testing.assert_allclose(keras_ssl.load("tiny_mlp_toy").predict(X, verbose=0), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="Metrics must be numbers"):
+        publish(path, tmp_path / "zoo" / "tiny_mlp_toy", metrics={"knn": "high"})
+    assert presets.get_preset("tiny_mlp_toy").metrics == {"knn": 0.5}  # the refused edit left the card as it was
+
+
+def test_every_preset_loads_offline_in_a_fresh_cache(cache, monkeypatch):
+    monkeypatch.setenv("KERAS_SSL_OFFLINE", "1")
+    no_sockets(monkeypatch)
+    names = presets.list_presets()
+    assert names, "the package ships no preset"
+    for name in names:
+        card = presets.get_preset(name)
+        encoder = keras_ssl.load(name)
+        shape = [1 if d is None else d for d in card.input["shape"]]
+        if card.input_kind == "images":
+            features = encoder.predict(np.full((2, *shape), 0.5, "float32"), verbose=0)
+        else:
+            features = encoder.predict(np.full((2, *shape), 7, "int32"), verbose=0)
+        assert np.isfinite(features).all() and features.shape[0] == 2, name
