@@ -179,6 +179,7 @@ def _tensor_value(proto):
     return tensor_util.make_ndarray(proto)
 
 
+@pytest.mark.large
 @pytest.mark.savedmodel
 def test_pretrain_a_folder_resume_artefacts_and_evaluate(png_folder, tmp_path, capsys):
     from PIL import Image
@@ -236,6 +237,7 @@ def test_pretrain_a_folder_resume_artefacts_and_evaluate(png_folder, tmp_path, c
     assert code == cli.EXIT_OK and json.loads(out)["test_size"] == 6
 
 
+@pytest.mark.large
 @pytest.mark.savedmodel
 def test_pretrain_mirrored_on_one_device_with_default_run_folder(tiny_npz, tmp_path, capsys):
     bundle = tmp_path / "bundle"

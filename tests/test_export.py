@@ -152,6 +152,7 @@ keras_ssl.export(keras_ssl.backbones.ConvNet(filters=(4, 8), input_shape=(16, 16
 """
 
 
+@pytest.mark.large
 @pytest.mark.savedmodel
 def test_an_export_killed_mid_way_loses_nothing_and_is_tidied_next_time(tmp_path):
     encoder = tiny_encoder()
@@ -203,6 +204,7 @@ def test_load_of_a_missing_or_foreign_directory(tmp_path):
         keras_ssl.load(tmp_path)
 
 
+@pytest.mark.large
 def test_the_package_installs_without_editable_mode(tmp_path):
     # `pip install .` must ship every module and the zoo cards, not only `-e`.
     subprocess.run(

@@ -46,6 +46,7 @@ def kill_and_resume(name, tmp_path):
     assert_same_run(tmp_path / "full.npz", tmp_path / "resumed.npz")
 
 
+@pytest.mark.large
 def test_killed_moco_resumes_exactly(tmp_path):
     kill_and_resume("moco", tmp_path)  # weights, key encoder, queue, AdamW moments, augmenter seeds
 
@@ -56,6 +57,7 @@ def test_killed_run_resumes_exactly(name, tmp_path):
     kill_and_resume(name, tmp_path)
 
 
+@pytest.mark.large
 def test_a_kill_during_the_backup_write_keeps_the_previous_backup(tmp_path):
     died = train("moco", tmp_path / "backup", tmp_path / "x.npz", "--kill-in-write", "7")
     assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
@@ -141,6 +143,7 @@ np.savez(sys.argv[1], *[np.asarray(v) for v in method.variables])
 """
 
 
+@pytest.mark.large
 def test_two_seeded_runs_in_two_processes_are_identical(tmp_path):
     shared_data_file("cifar10/cifar10.npz")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "KERAS_BACKEND": keras.backend.backend()}

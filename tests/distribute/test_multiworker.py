@@ -60,6 +60,7 @@ def start(mode, output, env, *options):
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.large
 def test_two_workers_end_with_the_weights_of_one_process(tmp_path):
     ports = free_ports(2)
     workers = [start("worker", tmp_path / f"w{i}.npz", environment(i, ports)) for i in range(2)]
@@ -83,6 +84,7 @@ def test_two_workers_end_with_the_weights_of_one_process(tmp_path):
         assert float(np.max(np.abs(one[k] - w0[k]))) <= 1e-3 * scale, k
 
 
+@pytest.mark.large
 def test_a_dead_worker_fails_the_other_quickly_and_is_named(tmp_path):
     ports = free_ports(2)
     survivor = start("worker", tmp_path / "w0.npz", environment(0, ports))

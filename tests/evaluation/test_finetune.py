@@ -48,6 +48,7 @@ def test_a_word2vec_embedding_fine_tunes_inside_the_classifier():
     assert not np.allclose(before, np.array(embedding.weights[0]))  # the vectors moved
 
 
+@pytest.mark.large
 def test_fine_tuning_a_transformer_learns_sst2_sentiment():
     phrases, labels = data.load_sst2(shared_data_file("sst2/train.tsv"))
     dev, dev_labels = data.load_sst2(shared_data_file("sst2/dev.tsv"))

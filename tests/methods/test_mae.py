@@ -97,6 +97,7 @@ def test_reconstruct_pastes_visible_patches_and_marks_the_hidden_ones():
     assert np.all(out["corrupted"][~visible] == 0.5)
 
 
+@pytest.mark.large
 @pytest.mark.savedmodel
 def test_the_pretrained_vit_exports_reloads_and_fine_tunes(tmp_path):
     (x, y), _ = cifar10_sample(num_train=16)

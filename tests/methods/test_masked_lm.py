@@ -57,6 +57,7 @@ def test_masking_follows_the_80_10_10_rule_and_spares_special_tokens():
     assert inputs[chosen].min() >= 4 and inputs[chosen].max() < 1000
 
 
+@pytest.mark.large
 def test_a_few_epochs_on_wikitext_beat_the_untrained_model(token_ids):
     ids, vocabulary_size = token_ids
     method = methods.MaskedLM(tiny_encoder(vocabulary_size), seed=0)
@@ -70,6 +71,7 @@ def test_a_few_epochs_on_wikitext_beat_the_untrained_model(token_ids):
     assert {"accuracy", "perplexity", "embedding_std"} <= set(history)
 
 
+@pytest.mark.large
 @pytest.mark.savedmodel
 def test_the_encoder_exports_and_serves_token_ids_in_a_fresh_process(tmp_path, token_ids):
     ids, vocabulary_size = token_ids

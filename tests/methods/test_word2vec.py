@@ -76,6 +76,7 @@ def test_the_embedding_fine_tunes_only_when_trainable(trained, trainable):
     assert np.allclose(before, np.array(embedding.weights[0])) != trainable
 
 
+@pytest.mark.large
 @pytest.mark.savedmodel
 def test_the_embedding_exports_and_serves_token_ids_in_a_fresh_process(tmp_path, trained):
     embedding = trained.as_embedding()

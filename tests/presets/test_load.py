@@ -329,3 +329,4 @@ def test_every_preset_loads_offline_in_a_fresh_cache(cache, monkeypatch):
         else:
             features = encoder.predict(np.full((2, *shape), 7, "int32"), verbose=0)
         assert np.isfinite(features).all() and features.shape[0] == 2, name
+
