@@ -9,7 +9,7 @@ import pytest
 
 import keras_ssl
 from keras_ssl import backbones, methods
-from keras_ssl.augment.text import mask_tokens
+from keras_ssl.augment.text import mask_tokens, top_positions
 from keras_ssl.data import WordPieceTokenizer
 from keras_ssl.testing import shared_data_file
 
@@ -55,6 +55,19 @@ def test_masking_follows_the_80_10_10_rule_and_spares_special_tokens():
     masked, same = (inputs[chosen] == 4).mean(), (inputs[chosen] == ids[chosen]).mean()
     assert abs(masked - 0.8) < 0.03 and abs(same - 0.1) < 0.03  # the rest are random words
     assert inputs[chosen].min() >= 4 and inputs[chosen].max() < 1000
+
+
+def test_top_positions_are_the_indices_top_k_returns():
+    rng = np.random.default_rng(0)
+    ties = rng.integers(0, 4, size=(64, 40)).astype("float32")  # equal values: the lower index first
+    distinct = (rng.random((64, 40)) + 2.0 * (rng.random((64, 40)) < 0.15)).astype("float32")  # as mask_tokens draws
+    for values in (ties, distinct):
+        expected = np.argsort(-values, axis=1, kind="stable")[:, :9]
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(top_positions(values, 9)), expected)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(top_positions(distinct, 40)),
+        keras.ops.convert_to_numpy(keras.ops.top_k(distinct, 40)[1]),
+    )
 
 
 def test_the_loss_is_the_cross_entropy_of_the_masked_positions_only():
