@@ -9,11 +9,18 @@ Each part of the step runs as its own compiled function (`tf.function` with and 
 - `mask`: `mask_tokens` alone (choose, corrupt, gather positions);
 - `encoder`: the encoder's forward and backward passes on fixed ids (loss: mean of the states squared);
 - `encoder+head`: the same plus the tied output layer at fixed masked positions and the cross-entropy;
+- `sort+encoder`: the `encoder` part, but its input ids pass through `ops.where(max(top_k(...)) > 10**6, ...)`,
+  which leaves them unchanged: only the presence of a sort in the compiled program differs;
 - `loss+grad`: `compute_ssl_loss` and its gradient (everything but the optimizer);
 - `train_step`: `fit`'s step, optimizer included.
 
-A part far slower under XLA than without it names the cause. Results go to
-bench/results/masked_lm_profile_<backend>.json.
+A part far slower under XLA than without it names the cause. `--masking top_k` runs the masking as it was
+before the fix (positions from `ops.top_k`), `--masking ranks` (default) as it is now (`top_positions`), so one
+command measures before and after. Results go to bench/results/masked_lm_profile_<backend>.json, one entry per
+masking.
+
+Finding (TensorFlow, 2-core CPU): with XLA, any sort in the step (`top_k`, `argsort`) made the encoder's passes
+about 12x slower, although the sort itself took milliseconds; counting ranks instead of sorting removed it.
 """
 
 import argparse
@@ -89,12 +96,25 @@ def parts_tensorflow(method, ids, jit):
             loss = ops.mean(keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True))
         return tape.gradient(loss, variables)
 
+    def sort_encoder(ids, positions):
+        _, top = ops.top_k(ops.cast(ids % 7, "float32"), 4)
+        ids = ops.where(ops.max(top) > 10**6, 0, ids)  # never true: the ids are unchanged
+        with tf.GradientTape() as tape:
+            loss = ops.mean(ops.square(method.encoder(ids, training=True)))
+        return tape.gradient(loss, method.encoder.trainable_variables)
+
     def loss_grad(ids, positions):
         with tf.GradientTape() as tape:
             loss, _ = method.compute_ssl_loss(ids, training=True)
         return tape.gradient(loss, variables)
 
-    parts = (("mask", mask), ("encoder", encoder), ("encoder+head", encoder_head), ("loss+grad", loss_grad))
+    parts = (
+        ("mask", mask),
+        ("encoder", encoder),
+        ("encoder+head", encoder_head),
+        ("sort+encoder", sort_encoder),
+        ("loss+grad", loss_grad),
+    )
     compiled = {name: tf.function(fn, jit_compile=jit) for name, fn in parts}
     return {name: (lambda f=f: f(ids, positions)) for name, f in compiled.items()}
 
@@ -134,6 +154,11 @@ def parts_jax(method, ids, jit):
         targets = ops.take_along_axis(ids, positions, axis=1)
         return ops.mean(keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True))
 
+    def sort_body(ids, positions):
+        _, top = ops.top_k(ops.cast(ids % 7, "float32"), 4)
+        ids = ops.where(ops.max(top) > 10**6, 0, ids)  # never true: the ids are unchanged
+        return ops.mean(ops.square(method.encoder(ids, training=False)))
+
     def loss_body(ids, positions):
         return method.compute_ssl_loss(ids, training=False)[0]
 
@@ -142,6 +167,7 @@ def parts_jax(method, ids, jit):
         "mask": wrap(stateless(mask_body)),
         "encoder": wrap(jax.grad(stateless(encoder_body))),
         "encoder+head": wrap(jax.grad(stateless(head_body))),
+        "sort+encoder": wrap(jax.grad(stateless(sort_body))),
         "loss+grad": wrap(jax.grad(stateless(loss_body))),
     }
     return {name: (lambda f=f: f(trainable, ids, positions)) for name, f in fns.items()}
@@ -199,6 +225,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="a small shape, for a smoke run")
+    parser.add_argument("--masking", nargs="+", choices=("top_k", "ranks"), default=["top_k", "ranks"])
+    parser.add_argument("--xla", nargs="+", choices=("on", "off"), default=["on", "off"])
     parser.add_argument("--label", default="", help="a note stored with the results (e.g. 'before fix')")
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
@@ -207,11 +235,21 @@ def main():
     import keras
 
     backend = keras.backend.backend()
-    report = {"backend": backend, "label": args.label, "shape": vars(args), "xla": {}}
-    for jit in (True, False):
-        report["xla"]["on" if jit else "off"] = measure(args, jit)
-        for name, r in report["xla"]["on" if jit else "off"].items():
-            print(f"{backend} xla={'on ' if jit else 'off'} {name:13s} {r['tokens_per_second']:10.0f} tokens/s")
+    from keras import ops
+
+    import keras_ssl.augment.text as text
+
+    ranks = text.top_positions
+    report = {"backend": backend, "label": args.label, "shape": vars(args), "command": " ".join(sys.argv)}
+    for masking in args.masking:
+        # The masking as it was (top_k) or as it is (counted ranks); mask_tokens looks the function up per call.
+        text.top_positions = ranks if masking == "ranks" else (lambda values, count: ops.top_k(values, count)[1])
+        report[masking] = {}
+        for xla in args.xla:
+            report[masking][xla] = measure(args, xla == "on")
+            for name, r in report[masking][xla].items():
+                print(f"{backend} masking={masking:5s} xla={xla:3s} {name:13s} {r['tokens_per_second']:10.0f} tokens/s")
+    text.top_positions = ranks
     output = args.output or os.path.join(HERE, "results", f"masked_lm_profile_{backend}.json")
     if not args.tiny:
         os.makedirs(os.path.dirname(output), exist_ok=True)
