@@ -271,7 +271,7 @@ def measure_lightly(size, args, simclr_flops_per_image=None):
                 loss = step()
             sync()
             times.append((time.perf_counter() - start) / args.steps_per_execution)
-        loss = float(loss)
+        loss = float(loss.detach())
         if loss != loss:
             raise FloatingPointError(f"lightly: non-finite loss {loss}")
         seconds = statistics.median(times)
