@@ -214,6 +214,14 @@ def main():
             previous = json.load(f)
         report["pairs"] = {k: v for k, v in previous.get("pairs", {}).items() if k not in args.only}
 
+    def record(name, summary):
+        # Pairs kept from an earlier run (--only) keep their own command and date.
+        summary.update(
+            command=report["command"], rounds=args.rounds, measured=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        )
+        report["pairs"][name] = summary
+        save()
+
     def save():
         report["load_average_after"] = os.getloadavg()[0]
         os.makedirs(os.path.dirname(args.output), exist_ok=True)
@@ -249,8 +257,7 @@ def main():
             label: summary[label]["median_images_per_second"] / reference["median_images_per_second"]
             for label in ("keras_ssl_tensorflow_xla_on", "keras_ssl_tensorflow_default")
         }
-        report["pairs"]["simclr"] = summary
-        save()
+        record("simclr", summary)
 
     if "masked_lm" in args.only:
         if not os.path.exists(KERAS_HUB_PYTHON):
@@ -272,18 +279,16 @@ def main():
             / summary[f"keras_hub_{setting}"]["median_tokens_per_second"]
             for setting in ("xla_on", "default")
         }
-        report["pairs"]["masked_lm"] = summary
-        save()
+        record("masked_lm", summary)
 
     if "knn" in args.only:
         sys.path.insert(0, ROOT)
-        report["pairs"]["knn"] = knn_pair(args.rounds)
+        record("knn", knn_pair(args.rounds))
         knn = report["pairs"]["knn"]
         print(
             f"knn        keras_ssl {knn['keras_ssl']['median_seconds']:.2f} s, numpy reference "
             f"{knn['numpy_reference']['median_seconds']:.2f} s, agreement {knn['prediction_agreement']:.4f}"
         )
-        save()
 
     print(
         json.dumps(
