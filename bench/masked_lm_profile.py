@@ -19,8 +19,9 @@ before the fix (positions from `ops.top_k`), `--masking ranks` (default) as it i
 command measures before and after. Results go to bench/results/masked_lm_profile_<backend>.json, one entry per
 masking.
 
-Finding (TensorFlow, 2-core CPU): with XLA, any sort in the step (`top_k`, `argsort`) made the encoder's passes
-about 12x slower, although the sort itself took milliseconds; counting ranks instead of sorting removed it.
+Finding (TensorFlow, 2-core CPU): with XLA, a sort in MaskedLM's step (`top_k`, or `argsort` in a side run) made
+the encoder's passes about 12x slower, although the sort itself took milliseconds; counting ranks instead of
+sorting removed it.
 """
 
 import argparse

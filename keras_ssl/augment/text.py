@@ -55,10 +55,10 @@ def top_positions(values, count):
 
     The same indices as `top_k` (equal values: the lower index first), found by counting, for each element,
     the elements of its row ranked above it (O(length^2) comparisons per row, the size of one attention
-    head's score matrix), with no sort. A sort or `top_k` anywhere in a step compiled by XLA for a CPU made
-    the whole step run about 12x slower (MaskedLM, BERT-tiny shape, TensorFlow with `jit_compile=True`:
-    5.7 s per step with `top_k`, 0.46 s with this; bench/masked_lm_profile.py), although the sort itself
-    took milliseconds.
+    head's score matrix), with no sort. In MaskedLM's step compiled by XLA for a CPU, `top_k` made the whole
+    step about 12x slower (BERT-tiny shape, TensorFlow with `jit_compile=True`: 5.7 s per step with `top_k`,
+    0.46 s with this; the encoder's passes slowed down as soon as one scalar of their input depended on a
+    sort; bench/masked_lm_profile.py), although the sort itself took milliseconds.
     """
     length = values.shape[1]
     if length is None:
