@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
 .PHONY: zoo-docs install quickstart lint test test-tensorflow test-jax test-large test-large-tensorflow test-large-jax \
-	bench-throughput bench-cifar10 clean fuzz
+	bench bench-throughput bench-cifar10 clean fuzz
 
 $(STAMP): requirements.txt requirements-test.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,12 @@ test-large-tensorflow: $(STAMP)
 
 test-large-jax: $(STAMP)
 	KERAS_BACKEND=jax $(PYTEST) -m large tests
+
+# keras_ssl beside lightly (SimCLR step), KerasHub (BertMaskedLM) and a NumPy kNN, alternating, medians of 5 rounds
+# (bench/cpu_side_by_side.py -> bench/results/cpu_side_by_side.json). lightly and keras-hub get their own
+# environments on first use (bench/setup_lightly_env.sh, bench/setup_keras_hub_env.sh).
+bench: $(STAMP)
+	$(BIN)/python bench/cpu_side_by_side.py
 
 bench-throughput: $(STAMP)
 	$(BIN)/python bench/throughput.py

@@ -9,7 +9,7 @@ import pytest
 
 import keras_ssl
 from keras_ssl import backbones, methods
-from keras_ssl.augment.text import mask_tokens
+from keras_ssl.augment.text import mask_tokens, top_positions
 from keras_ssl.data import WordPieceTokenizer
 from keras_ssl.testing import shared_data_file
 
@@ -55,6 +55,59 @@ def test_masking_follows_the_80_10_10_rule_and_spares_special_tokens():
     masked, same = (inputs[chosen] == 4).mean(), (inputs[chosen] == ids[chosen]).mean()
     assert abs(masked - 0.8) < 0.03 and abs(same - 0.1) < 0.03  # the rest are random words
     assert inputs[chosen].min() >= 4 and inputs[chosen].max() < 1000
+
+
+def test_top_positions_are_the_indices_top_k_returns():
+    rng = np.random.default_rng(0)
+    ties = rng.integers(0, 4, size=(64, 40)).astype("float32")  # equal values: the lower index first
+    distinct = (rng.random((64, 40)) + 2.0 * (rng.random((64, 40)) < 0.15)).astype("float32")  # as mask_tokens draws
+    for values in (ties, distinct):
+        expected = np.argsort(-values, axis=1, kind="stable")[:, :9]
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(top_positions(values, 9)), expected)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(top_positions(distinct, 40)),
+        keras.ops.convert_to_numpy(keras.ops.top_k(distinct, 40)[1]),
+    )
+
+
+def test_the_loss_is_the_cross_entropy_of_the_masked_positions_only():
+    # A NumPy reference of the whole loss on the same masks: gather the chosen positions' states, the tied output
+    # layer, cross-entropy and top-1 hits, averaged over the really chosen positions.
+    rng = np.random.default_rng(3)
+    vocabulary_size = 60
+    ids = rng.integers(5, vocabulary_size, size=(6, LENGTH)).astype("int32")
+    ids[:, 0], ids[:2, -9:] = 2, 0  # [CLS], and padding in two rows
+    method = methods.MaskedLM(tiny_encoder(vocabulary_size, dropout=0.0), seed=0)
+    initial = method.get_weights()  # the seed generator's state too
+    loss, logs = method.compute_ssl_loss(keras.ops.convert_to_tensor(ids), training=False)
+    cross_entropy, hits, weights, _ = (
+        keras.ops.convert_to_numpy(t)
+        for t in method.predictions(ids, training=False, seed_generator=keras.random.SeedGenerator(7))
+    )
+
+    inputs, positions, targets, chosen = (
+        keras.ops.convert_to_numpy(t)
+        for t in mask_tokens(ids, 0.15, vocabulary_size, 4, 5, keras.random.SeedGenerator(7))
+    )
+    states = keras.ops.convert_to_numpy(method.encoder(inputs, training=False))
+    gathered = np.take_along_axis(states, positions[..., None], axis=1)
+    h = keras.ops.convert_to_numpy(method.transform_norm(method.transform(gathered)))
+    embeddings = keras.ops.convert_to_numpy(method.token_embedding.embeddings)
+    logits = h.astype("float64") @ embeddings.T + keras.ops.convert_to_numpy(method.output_bias)
+    top = logits.max(axis=-1, keepdims=True)
+    log_z = (top + np.log(np.exp(logits - top).sum(axis=-1, keepdims=True)))[..., 0]
+    expected = log_z - np.take_along_axis(logits, targets[..., None].astype("int64"), axis=-1)[..., 0]
+    np.testing.assert_array_equal(weights, chosen)
+    np.testing.assert_allclose(cross_entropy, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(hits, (logits.argmax(axis=-1) == targets).astype("float32"))
+
+    # compute_ssl_loss: the mean over the chosen positions of its own masks (the method's seed generator).
+    replay = methods.MaskedLM(tiny_encoder(vocabulary_size, dropout=0.0), seed=0)
+    replay.set_weights(initial)
+    cross_entropy, hits, weights, _ = (keras.ops.convert_to_numpy(t) for t in replay.predictions(ids, training=False))
+    assert weights.sum() > 10
+    np.testing.assert_allclose(float(loss), (cross_entropy * weights).sum() / weights.sum(), rtol=1e-6)
+    np.testing.assert_allclose(float(logs["accuracy"]), (hits * weights).sum() / weights.sum(), rtol=1e-6)
 
 
 @pytest.mark.large
