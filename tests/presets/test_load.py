@@ -330,3 +330,21 @@ def test_every_preset_loads_offline_in_a_fresh_cache(cache, monkeypatch):
             features = encoder.predict(np.full((2, *shape), 7, "int32"), verbose=0)
         assert np.isfinite(features).all() and features.shape[0] == 2, name
 
+
+def test_text_presets_come_with_their_tokenizers(cache, monkeypatch):
+    monkeypatch.setenv("KERAS_SSL_OFFLINE", "1")
+    no_sockets(monkeypatch)
+    text_presets = [n for n in presets.list_presets() if presets.get_preset(n).input_kind == "tokens"]
+    assert {presets.get_preset(n).method for n in text_presets} >= {"word2vec"}
+    sentence = "the film is a charming and often affecting journey"
+    for name in text_presets:
+        tokenizer, encoder = keras_ssl.load_tokenizer(name), keras_ssl.load(name)
+        if presets.get_preset(name).method == "masked_lm":
+            ids = np.asarray(tokenizer.encode([sentence], max_length=encoder.input_shape[1]))
+        else:
+            ids = keras.ops.convert_to_numpy(tokenizer(sentence.split()))[None]
+        assert (ids > 1).sum() >= 5, f"{name}: most words of an ordinary sentence are unknown to its tokenizer"
+        features = keras.ops.convert_to_numpy(encoder(ids))
+        assert np.isfinite(features).all() and features.shape[0] == 1, name
+    with pytest.raises(ValueError, match="has no tokenizer"):
+        keras_ssl.load_tokenizer("simclr_resnet")
