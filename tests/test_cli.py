@@ -282,6 +282,7 @@ def test_pretrain_evaluate_export(tiny_npz, tmp_path, capsys):
 def test_pretrain_a_keras_applications_backbone(tiny_npz, tmp_path, capsys):
     """--backbone keras.applications.NAME: a tiny run whose bundle holds the wrapper and its input scaling."""
     import keras
+
     weights = str(tmp_path / "mobilenet_v2_no_top.weights.h5")
     source = keras.applications.MobileNetV2(include_top=False, pooling="avg", weights=None, input_shape=(32, 32, 3))
     source.save_weights(weights)
