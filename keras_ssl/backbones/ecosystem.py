@@ -12,6 +12,8 @@ images like every keras_ssl backbone, and its config holds only Keras classes
 and numbers.
 """
 
+import copy
+import os
 import sys
 import warnings
 
@@ -80,16 +82,15 @@ def from_keras_applications(name_or_model, input_shape=None, weights=None, prepr
                 "documentation says; pass that scaling as `preprocess_input=` (a function of 0-255 pixels). "
                 "Received: include_preprocessing=False and no preprocess_input"
             )
-        if weights is not None and weights != "imagenet" and not isinstance(weights, str):
+        if isinstance(weights, os.PathLike):
+            weights = os.fspath(weights)
+        if weights is not None and not isinstance(weights, str):
             raise ValueError(f"`weights` must be None, 'imagenet' or a file path. Received: weights={weights!r}")
-        if isinstance(weights, str) and weights != "imagenet":
-            import os
-
-            if not os.path.isfile(weights):
-                raise FileNotFoundError(
-                    f"`weights` names no file: {weights!r} (expected None, 'imagenet' or the path of a "
-                    f"{constructor_name}(include_top=False) weights file)"
-                )
+        if weights not in (None, "imagenet") and not os.path.isfile(weights):
+            raise FileNotFoundError(
+                f"`weights` names no file: {weights!r} (expected None, 'imagenet' or the path of a "
+                f"{constructor_name}(include_top=False) weights file)"
+            )
         if input_shape is not None:
             input_shape = _image_shape(input_shape)
         model = constructor(include_top=False, pooling="avg", weights=weights, input_shape=input_shape, **kwargs)
@@ -168,7 +169,7 @@ def from_keras_hub(backbone, image_converter=None, scale=None, offset=None, inpu
         ) from error
     check_choice("pooling", pooling, POOLINGS)
     if isinstance(backbone, dict):
-        backbone = keras.saving.deserialize_keras_object(backbone)
+        backbone = keras.saving.deserialize_keras_object(copy.deepcopy(backbone))
     if not isinstance(backbone, keras_hub.models.Backbone):
         raise ValueError(
             f"`backbone` must be a keras_hub.models.Backbone or its serialised config. Received: {backbone!r}"
@@ -182,7 +183,7 @@ def from_keras_hub(backbone, image_converter=None, scale=None, offset=None, inpu
         )
     if image_converter is not None:
         if isinstance(image_converter, dict):
-            image_converter = keras.saving.deserialize_keras_object(image_converter)
+            image_converter = keras.saving.deserialize_keras_object(copy.deepcopy(image_converter))
         if not isinstance(image_converter, keras_hub.layers.ImageConverter):
             raise ValueError(
                 "`image_converter` must be a keras_hub.layers.ImageConverter or its serialised config. "

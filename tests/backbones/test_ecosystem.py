@@ -100,8 +100,8 @@ def test_a_0_255_model_is_fed_what_its_preprocess_input_gives_not_0_1_images():
     """MobileNetV2 (tf mode): the inner network sees preprocess_input(255 x), in [-1, 1], never x itself."""
     encoder = backbones.from_keras_applications("MobileNetV2", input_shape=(SIZE, SIZE, 3), alpha=0.35)
     inner = encoder.get_layer("mobilenetv2_0.35_32")
-    spy = keras.Model(encoder.inputs, encoder.get_layer("input_scaling").output)
-    x = images()
+    spy = keras.Model(encoder.input, encoder.get_layer("input_scaling").output)
+    x = images(n=2)
     fed = numpy(spy(x))
     np.testing.assert_allclose(fed, keras.applications.mobilenet_v2.preprocess_input(x * 255.0), atol=1e-5)
     assert fed.min() < -0.9 and fed.max() > 0.9  # [-1, 1], not [0, 1]
@@ -116,9 +116,9 @@ def test_a_model_that_scales_itself_is_fed_0_255_pixels():
     inner = encoder.get_layer("MobileNetV3Small")
     rescaling = next(layer for layer in inner.layers if isinstance(layer, keras.layers.Rescaling))
     x = images()
-    fed = numpy(keras.Model(encoder.inputs, encoder.get_layer("input_scaling").output)(x))
+    fed = numpy(keras.Model(encoder.input, encoder.get_layer("input_scaling").output)(x))
     np.testing.assert_allclose(fed, x * 255.0, rtol=1e-6)
-    rescaled = numpy(keras.Model(inner.inputs, rescaling.output)(fed))
+    rescaled = numpy(keras.Model(inner.input, rescaling.output)(fed))
     assert rescaled.min() < -0.9 and rescaled.max() > 0.9 and np.abs(rescaled).max() <= 1.0 + 1e-6
 
 
@@ -226,7 +226,7 @@ def test_keras_hub_resnet_from_its_config_pretrains_with_simclr_exports_and_relo
     # The backbone sees what the converter makes of 0-255 pixels.
     x = images()
     expected = numpy(converter(x * 255.0))
-    np.testing.assert_allclose(numpy(keras.Model(encoder.inputs, scaling.output)(x)), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(numpy(keras.Model(encoder.input, scaling.output)(x)), expected, rtol=1e-5, atol=1e-5)
     restored = pretrain_export_reload(encoder, tmp_path)
     # The bundle names no keras_hub class: it loads without keras-hub's code.
     assert not [
