@@ -206,7 +206,8 @@ def from_keras_hub(backbone, image_converter=None, scale=None, offset=None, inpu
             f"Received: {backbone.name!r} with inputs of shape {tuple(backbone.inputs[0].shape)}"
         )
     # A plain functional model of the same layers (and weights): its config names no keras_hub model class.
-    network = keras.Model(backbone.inputs, backbone.outputs, name=backbone.name)
+    # Single tensors, not one-item lists: called on a list, the network would return a list.
+    network = keras.Model(backbone.inputs[0], backbone.outputs[0], name=backbone.name)
     classes = {f"{type(layer).__module__}.{type(layer).__name__}" for layer in _layers(network)}
     foreign = sorted(c for c in classes if not c.startswith(("keras.", "keras_ssl.")))
     if foreign:

@@ -122,6 +122,7 @@ def test_a_model_that_scales_itself_is_fed_0_255_pixels():
     assert rescaled.min() < -0.9 and rescaled.max() > 0.9 and np.abs(rescaled).max() <= 1.0 + 1e-6
 
 
+@pytest.mark.large  # ~75 s on a loaded 2-core CPU, mostly the SavedModel export
 @pytest.mark.savedmodel
 def test_mobilenet_v3_small_pretrains_with_simclr_exports_and_reloads(tmp_path):
     encoder = backbones.from_keras_applications("MobileNetV3Small", input_shape=(SIZE, SIZE, 3), weights=None)
@@ -216,8 +217,9 @@ HUB_RESNET = {
 def test_keras_hub_resnet_from_its_config_pretrains_with_simclr_exports_and_reloads(tmp_path):
     import keras_hub
 
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # the ImageNet statistics of keras-hub's ResNets
     converter = keras_hub.layers.ResNetImageConverter(
-        scale=1 / 255.0, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]
+        scale=[1 / (255.0 * s) for s in std], offset=[-m / s for m, s in zip(mean, std)]
     )
     encoder = backbones.from_keras_hub(HUB_RESNET, image_converter=converter)
     assert encoder.output_shape == (None, 128)
