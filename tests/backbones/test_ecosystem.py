@@ -97,17 +97,17 @@ def test_a_preprocess_input_that_is_not_a_per_channel_affine_map_is_refused():
 
 
 def test_a_0_255_model_is_fed_what_its_preprocess_input_gives_not_0_1_images():
-    """MobileNetV2 (tf mode): the inner network sees preprocess_input(255 x), in [-1, 1], never x itself."""
-    encoder = backbones.from_keras_applications("MobileNetV2", input_shape=(SIZE, SIZE, 3), alpha=0.35)
-    inner = encoder.get_layer("mobilenetv2_0.35_32")
-    spy = keras.Model(encoder.input, encoder.get_layer("input_scaling").output)
+    """VGG16 ("caffe" mode): the inner network sees preprocess_input(255 x) (BGR, ImageNet mean removed), never x."""
+    encoder = backbones.from_keras_applications("VGG16", input_shape=(SIZE, SIZE, 3))
+    inner = encoder.get_layer("vgg16")
     x = images(n=2)
-    fed = numpy(spy(x))
-    np.testing.assert_allclose(fed, keras.applications.mobilenet_v2.preprocess_input(x * 255.0), atol=1e-5)
-    assert fed.min() < -0.9 and fed.max() > 0.9  # [-1, 1], not [0, 1]
-    np.testing.assert_allclose(
-        numpy(encoder(x)), numpy(inner(keras.applications.mobilenet_v2.preprocess_input(x * 255.0))), atol=1e-5
-    )
+    fed = numpy(keras.Model(encoder.input, encoder.get_layer("input_scaling").output)(x))
+    expected = keras.applications.vgg16.preprocess_input(x * 255.0)
+    np.testing.assert_allclose(fed, expected, atol=1e-4)
+    np.testing.assert_allclose(fed[..., 0], x[..., 2] * 255.0 - 103.939, atol=1e-4)  # blue first, mean removed
+    assert fed.min() < -100 and fed.max() > 100  # 0-255 pixels, not [0, 1] images
+    np.testing.assert_allclose(numpy(encoder(x)), numpy(inner(expected)), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(numpy(encoder(x)), numpy(inner(x)), rtol=1e-3, atol=1e-5)
 
 
 def test_a_model_that_scales_itself_is_fed_0_255_pixels():
