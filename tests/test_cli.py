@@ -283,18 +283,18 @@ def test_pretrain_a_keras_applications_backbone(tiny_npz, tmp_path, capsys):
     """--backbone keras.applications.NAME: a tiny run whose bundle holds the wrapper and its input scaling."""
     import keras
 
-    weights = str(tmp_path / "mobilenet_v2_no_top.weights.h5")
-    source = keras.applications.MobileNetV2(include_top=False, pooling="avg", weights=None, input_shape=(32, 32, 3))
+    weights = str(tmp_path / "vgg16_no_top.weights.h5")
+    source = keras.applications.VGG16(include_top=False, pooling="avg", weights=None, input_shape=(32, 32, 3))
     source.save_weights(weights)
     bundle = str(tmp_path / "bundle")
-    backbone = ["--backbone", "keras.applications.MobileNetV2", "--backbone-weights", weights]
+    backbone = ["--backbone", "keras.applications.VGG16", "--backbone-weights", weights]
     args = ["pretrain", "simclr", "--data", tiny_npz, "--output", bundle, "--image-size", "32"]
     code, out, err = run_cli(capsys, *args, *backbone, "--batch-size", "8", "--max-steps", "2")
     assert code == cli.EXIT_OK, err
-    assert f"keras.applications.MobileNetV2 (weights {weights}): 32x32x3 -> 1280 features" in out
+    assert f"keras.applications.VGG16 (weights {weights}): 32x32x3 -> 512 features" in out
     encoder = keras_ssl.load(bundle)
-    assert encoder.get_layer("input_scaling").scale == [2.0, 2.0, 2.0]  # mobilenet_v2's [-1, 1]
-    assert encoder.output_shape == (None, 1280)
+    assert encoder.get_layer("input_scaling").get_config()["channel_order"] == [2, 1, 0]  # vgg16's caffe mode: BGR
+    assert encoder.output_shape == (None, 512)
 
 
 @pytest.mark.parametrize(
