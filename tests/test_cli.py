@@ -278,6 +278,7 @@ def test_pretrain_evaluate_export(tiny_npz, tmp_path, capsys):
     np.testing.assert_allclose(keras_ssl.load(archive).predict(x, verbose=0), encoder.predict(x, verbose=0), atol=1e-5)
 
 
+@pytest.mark.large  # 19 s under TensorFlow, 50 s under JAX on this loaded 2-core CPU
 @pytest.mark.savedmodel
 def test_pretrain_a_keras_applications_backbone(tiny_npz, tmp_path, capsys):
     """--backbone keras.applications.NAME: a tiny run whose bundle holds the wrapper and its input scaling."""
