@@ -282,3 +282,23 @@ def test_every_image_method_trains_a_wrapped_keras_hub_backbone(method_name):
     history = method.fit(data, batch_size=8, epochs=1, steps_per_epoch=1, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     assert any(not np.array_equal(a, b) for a, b in zip(before, encoder.get_weights()))
+
+
+@needs_keras_hub
+@pytest.mark.savedmodel
+def test_a_keras_hub_vit_pools_its_tokens_and_warns_that_its_bundle_would_be_refused(tmp_path):
+    """keras-hub's ViT has layers of keras-hub's own classes, which keras_ssl.load's safety scan refuses: a warning."""
+    import keras_hub
+
+    vit = keras_hub.models.ViTBackbone(
+        image_shape=(SIZE, SIZE, 3), patch_size=8, num_layers=1, num_heads=2, hidden_dim=8, mlp_dim=16
+    )
+    with pytest.warns(UserWarning, match="outside Keras.*ViT.*Save the encoder's weights"):
+        encoder = backbones.from_keras_hub(vit, scale=2.0, offset=-1.0)
+    x = images(n=2)
+    tokens = numpy(vit(x * 2.0 - 1.0))  # (2, 1 + 16 patches, 8)
+    np.testing.assert_allclose(numpy(encoder(x)), tokens.mean(axis=1), rtol=1e-4, atol=1e-5)
+    from keras_ssl.bundle import UnsafeBundleError
+
+    with pytest.raises(UnsafeBundleError, match="keras_hub"):
+        keras_ssl.load(keras_ssl.export(encoder, tmp_path / "bundle"))
