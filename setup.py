@@ -29,7 +29,12 @@ setup(
     package_dir={"keras_ssl.zoo": "zoo"},
     package_data={"keras_ssl.zoo": ["README.md", "*/preset.json", "*/README.md", "*/*.tar.gz"]},
     install_requires=read_requirements("requirements.txt"),
-    extras_require={"jax": ["jax[cpu]>=0.6"], "test": read_requirements("requirements-test.txt")},
+    extras_require={
+        "jax": ["jax[cpu]>=0.6"],
+        # backbones.from_keras_hub; 0.32 (keras >= 3.15, tensorflow 2.21) is the version tested
+        "hub": ["keras-hub>=0.32"],
+        "test": read_requirements("requirements-test.txt"),
+    },
     entry_points={"console_scripts": ["keras-ssl=keras_ssl.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3.11",

@@ -280,6 +280,48 @@ def test_pretrain_evaluate_export(tiny_npz, tmp_path, capsys):
     np.testing.assert_allclose(keras_ssl.load(archive).predict(x, verbose=0), encoder.predict(x, verbose=0), atol=1e-5)
 
 
+@pytest.mark.large  # 19 s under TensorFlow, 50 s under JAX on this loaded 2-core CPU
+@pytest.mark.savedmodel
+def test_pretrain_a_keras_applications_backbone(tiny_npz, tmp_path, capsys):
+    """--backbone keras.applications.NAME: a tiny run whose bundle holds the wrapper and its input scaling."""
+    import keras
+
+    weights = str(tmp_path / "vgg16_no_top.weights.h5")
+    source = keras.applications.VGG16(include_top=False, pooling="avg", weights=None, input_shape=(32, 32, 3))
+    source.save_weights(weights)
+    bundle = str(tmp_path / "bundle")
+    backbone = ["--backbone", "keras.applications.VGG16", "--backbone-weights", weights]
+    args = ["pretrain", "simclr", "--data", tiny_npz, "--output", bundle, "--image-size", "32"]
+    code, out, err = run_cli(capsys, *args, *backbone, "--batch-size", "8", "--max-steps", "2")
+    assert code == cli.EXIT_OK, err
+    assert f"keras.applications.VGG16 (weights {weights}): 32x32x3 -> 512 features" in out
+    encoder = keras_ssl.load(bundle)
+    assert encoder.get_layer("input_scaling").get_config()["channel_order"] == [2, 1, 0]  # vgg16's caffe mode: BGR
+    assert encoder.output_shape == (None, 512)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--backbone", "keras.applications.ResNet51"], "'ResNet51' is not a keras.applications model"),
+        (["--backbone", "keras.applications.MobileNetV2", "--width", "0.5"], "--width applies to ResNets"),
+        (["--backbone", "convnet", "--backbone-weights", "imagenet"], "--backbone-weights applies to keras.app"),
+        (["--backbone", "keras.applications.MobileNetV2", "--backbone-weights", "nowhere.h5"], "names no file"),
+    ],
+)
+def test_keras_applications_backbone_usage_errors(extra, message, tiny_npz, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "pretrain", "simclr", "--data", tiny_npz, "--output", tmp_path / "b", *extra)
+    assert code == cli.EXIT_USAGE and message in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_backbone_names_are_checked_when_parsed(tiny_npz, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["pretrain", "simclr", "--data", tiny_npz, "--output", str(tmp_path / "b"), "--backbone", "resnet19"])
+    assert exit_info.value.code == cli.EXIT_USAGE
+    assert "keras.applications.NAME" in capsys.readouterr().err
+
+
 def test_failures_exit_1_with_one_line_on_stderr(tmp_path, capsys):
     assert cli.main(["evaluate", str(tmp_path / "missing_bundle"), "--data", "x.npz"]) == cli.EXIT_FAILURE
     err = capsys.readouterr().err

@@ -124,8 +124,17 @@ def _add_pretrain(commands, common):
     model = pretrain.add_argument_group("model")
     model.add_argument(
         "--backbone",
-        choices=arguments.BACKBONES,
-        help="the encoder for a method name (default: resnet18; vit-nano for mae); a preset fixes its own",
+        type=arguments.backbone,
+        metavar="NAME",
+        help=f"the encoder for a method name: {', '.join(arguments.BACKBONES)} or keras.applications.NAME (e.g. "
+        "keras.applications.MobileNetV3Small, with random weights unless --backbone-weights; fed the scaling of "
+        "its preprocess_input). Default: resnet18; vit-nano for mae; a preset fixes its own",
+    )
+    model.add_argument(
+        "--backbone-weights",
+        metavar="PATH",
+        help="start a keras.applications backbone from these weights: 'imagenet' (downloaded by Keras) or the path "
+        "of a weights file of the same model built with include_top=False (domain-adaptive pretraining)",
     )
     model.add_argument(
         "--width",

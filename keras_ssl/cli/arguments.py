@@ -7,6 +7,7 @@ import argparse
 import math
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "convnet", "vit-nano", "vit-tiny", "vit-small")
+APPLICATIONS_PREFIX = "keras.applications."
 STEMS = ("cifar", "imagenet")
 DISTRIBUTE = ("auto", "none", "mirrored", "multi-worker", "data-parallel")
 
@@ -16,6 +17,19 @@ def _number(text, kind, what):
         return kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}. Received: {text!r}") from None
+
+
+def backbone(text):
+    """A built-in backbone name or `keras.applications.<Constructor>` (looked up when the backbone is built)."""
+    if text in BACKBONES:
+        return text
+    constructor = text.removeprefix(APPLICATIONS_PREFIX)
+    if text.startswith(APPLICATIONS_PREFIX) and constructor.isidentifier() and constructor[:1].isupper():
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected one of {', '.join(BACKBONES)} or keras.applications.NAME (e.g. "
+        f"keras.applications.MobileNetV3Small). Received: {text!r}"
+    )
 
 
 def positive_int(text):

@@ -9,6 +9,7 @@ import os
 import sys
 
 from keras_ssl.cli import UsageError, runs
+from keras_ssl.cli.arguments import APPLICATIONS_PREFIX
 from keras_ssl.cli.arrays import load_npz_images, resize_images
 
 DEFAULT_IMAGE_SIZE = 32
@@ -49,7 +50,11 @@ def _epochs_batch_rate_seed(args, recipe, default_rate):
 def backbone_spec(args, card, method_name, image_size, channels):
     """What to build, checked before anything is built: `{"name", "image_size", "channels", ...}`."""
     if card is not None:
-        chosen = [f"--{name}" for name in ("backbone", "width", "stem") if getattr(args, name) is not None]
+        chosen = [
+            f"--{name.replace('_', '-')}"
+            for name in ("backbone", "width", "stem", "backbone_weights")
+            if getattr(args, name, None) is not None
+        ]
         if chosen:
             raise UsageError(
                 f"Preset {card.name!r} fixes its backbone ({card.backbone['class_name']} "
@@ -61,7 +66,24 @@ def backbone_spec(args, card, method_name, image_size, channels):
     if method_name == "mae" and not name.startswith("vit"):
         raise UsageError(f"mae runs a ViT on the visible patches only: pass --backbone vit-*. Received: {name}")
     spec = {"name": name, "image_size": image_size, "channels": channels}
-    if name.startswith("vit"):
+    weights = getattr(args, "backbone_weights", None)
+    if weights is not None and not name.startswith(APPLICATIONS_PREFIX):
+        raise UsageError(f"--backbone-weights applies to keras.applications backbones. Received it with {name}")
+    if name.startswith(APPLICATIONS_PREFIX):
+        for option in ("width", "stem"):
+            if getattr(args, option) is not None:
+                raise UsageError(f"--{option} applies to ResNets (and --width to convnet). Received it with {name}")
+        if channels != 3:
+            raise UsageError(
+                f"keras.applications models take RGB images (3 channels). Received: {name} with {channels}-channel "
+                "images"
+            )
+        if weights is not None and weights != "imagenet":
+            weights = os.path.abspath(weights)
+            if not os.path.isfile(weights):
+                raise UsageError(f"--backbone-weights names no file. Received: {args.backbone_weights}")
+        spec["weights"] = weights
+    elif name.startswith("vit"):
         for option in ("width", "stem"):
             if getattr(args, option) is not None:
                 raise UsageError(f"--{option} applies to ResNets (and --width to convnet). Received it with {name}")
@@ -86,6 +108,8 @@ def backbone_spec(args, card, method_name, image_size, channels):
 def describe_backbone(spec):
     if spec["name"] == "preset":
         return f"{spec['class_name']} {spec['config']} (the preset's)"
+    if spec["name"].startswith(APPLICATIONS_PREFIX):
+        return f"{spec['name']} ({'random weights' if spec['weights'] is None else 'weights ' + spec['weights']})"
     if spec["name"].startswith("vit"):
         return spec["name"]
     if spec["name"] == "convnet":
@@ -106,6 +130,8 @@ def build_backbone(spec):
         if "input_shape" in config:
             config["input_shape"] = tuple(config["input_shape"])
         return factory(**config)
+    if name.startswith(APPLICATIONS_PREFIX):
+        return backbones.from_keras_applications(name, input_shape=shape, weights=spec["weights"])
     if name.startswith("vit"):
         return backbones.ViT(spec["size"], image_size=spec["image_size"], channels=spec["channels"])
     if name == "convnet":
@@ -506,7 +532,7 @@ def run_text(args, argv, card, method_name, recipe, data_path):
     from keras_ssl.bundle import export
     from keras_ssl.trainers.distribution import distribution_scope
 
-    for option in ("backbone", "width", "stem", "image_size"):
+    for option in ("backbone", "backbone_weights", "width", "stem", "image_size"):
         if getattr(args, option) is not None:
             raise UsageError(f"--{option.replace('_', '-')} applies to image methods. Received it for {method_name}")
     epochs, batch_size, learning_rate, seed = _epochs_batch_rate_seed(args, recipe, 1e-3)
