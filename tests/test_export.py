@@ -115,7 +115,7 @@ def test_saved_model_serves_the_same_outputs_in_a_fresh_process(tmp_path):
     script = (
         "import sys, numpy as np, tensorflow as tf\n"
         "m = tf.saved_model.load(sys.argv[1])\n"
-        "np.save(sys.argv[3], m.signatures['serve'](tf.constant(np.load(sys.argv[2])))['output_0'].numpy())\n"
+        "np.save(sys.argv[3], m.signatures['serve'](tf.constant(np.load(sys.argv[2])))['features'].numpy())\n"
     )
     subprocess.run(
         [sys.executable, "-c", script, str(tmp_path / "bundle"), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],

@@ -1,7 +1,8 @@
-"""Building blocks shared by the methods: heads, queues, EMA teachers, transformer layers."""
+"""Building blocks shared by the methods: heads, queues, EMA teachers, transformer layers, pixel scaling."""
 
 from keras_ssl.layers.ema import copy_as_teacher, ema_value, momentum_schedule
 from keras_ssl.layers.heads import L2Normalize, PrototypeLayer, dino_projector, mlp_head, simclr_projection_head
+from keras_ssl.layers.pixels import ImageModel, PixelScaling
 from keras_ssl.layers.queue import FeatureQueue
 from keras_ssl.layers.transformer import (
     ClassToken,
@@ -19,10 +20,12 @@ from keras_ssl.layers.transformer import (
 __all__ = [
     "ClassToken",
     "FeatureQueue",
+    "ImageModel",
     "L2Normalize",
     "PaddingMask",
     "PatchEmbedding",
     "PositionEmbedding",
+    "PixelScaling",
     "PrototypeLayer",
     "TokenIdCheck",
     "TokenPooling",

@@ -293,3 +293,18 @@ def test_plain_savedmodel_fine_tunes_with_adamw(tmp_path, backend):
     classifier.compile(optimizer=keras.optimizers.AdamW(1e-2), loss="mse")
     classifier.fit(X, np.ones((5, 1)), epochs=3, verbose=0)
     assert np.abs(layer(X).numpy() - before).max() > 1e-4  # the SavedModel's own variables were trained
+
+
+def test_the_shipped_simclr_preset_gives_the_same_features_for_uint8_and_float(cache):
+    """The preset carries its pixel scaling: a uint8 batch and the same batch / 255 as float32 agree."""
+    from keras_ssl.layers import ImageModel
+    from keras_ssl.testing import cifar10_sample
+
+    encoder = keras_ssl.load("simclr_resnet18_cifar10")
+    assert isinstance(encoder, ImageModel)
+    x8 = np.asarray(cifar10_sample()[0][0][:8])
+    assert x8.dtype == np.uint8 and x8.shape == (8, 32, 32, 3)
+    from_float = encoder.predict(x8.astype("float32") / 255, verbose=0)
+    np.testing.assert_allclose(encoder.predict(x8, verbose=0), from_float, atol=1e-5)
+    # Not vacuous: the bare encoder inside, fed the uint8 values as floats, gives other features.
+    assert np.abs(encoder.model.predict(x8.astype("float32"), verbose=0) - from_float).max() > 1e-2
