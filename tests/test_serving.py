@@ -144,6 +144,7 @@ def saved_model_cli():
     return [found] if found else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
 
 
+@pytest.mark.large  # three TensorFlow start-ups: ~50 s on a loaded 2-core CPU
 @pytest.mark.savedmodel
 def test_saved_model_cli_serves_named_signatures_for_uint8_and_float(tmp_path):
     """A client that never imports keras_ssl: TensorFlow's saved_model_cli, fed uint8 and float images."""
