@@ -316,11 +316,30 @@ def _export_onnx(model, path, overwrite, specs):
     try:
         with host_callbacks_off():
             model.export(staging, format="onnx", input_signature=signature, verbose=False)
+        if specs is not None:
+            _name_onnx_output(staging, FEATURES)
         os.replace(staging, path)
     finally:
         if os.path.exists(staging):
             os.remove(staging)
     return path
+
+
+def _name_onnx_output(path, name):
+    """Renames the one output of the ONNX file at `path` to `name` (jax2onnx calls it `v_0`; tf2onnx keeps the key)."""
+    import onnx
+
+    proto = onnx.load(path)
+    (output,) = proto.graph.output
+    old = output.name
+    if old == name:
+        return
+    for node in proto.graph.node:
+        node.output[:] = [name if o == old else o for o in node.output]
+        node.input[:] = [name if i == old else i for i in node.input]
+    output.name = name
+    onnx.checker.check_model(proto)
+    onnx.save(proto, path)
 
 
 class _Features(keras.Model):
