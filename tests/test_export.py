@@ -474,9 +474,15 @@ def dense_units(units):
     return edit
 
 
+def image_encoder(config):
+    """The encoder's config inside an exported image model's (export wraps it in keras_ssl.layers.ImageModel)."""
+    assert config["registered_name"] == "keras_ssl>ImageModel"
+    return config["config"]["model"]
+
+
 def every_conv(key, value):
     def edit(config):
-        for layer in config["config"]["layers"]:
+        for layer in image_encoder(config)["config"]["layers"]:
             if layer["class_name"] == "Conv2D":
                 layer["config"][key] = value
         return config
@@ -524,9 +530,9 @@ def test_oversized_weights_and_configs_are_refused_fast_without_allocating(conv_
     many_filters = crafted(conv_bundle, tmp_path, edit_config=every_conv("filters", 2**22), name="many_filters")
 
     def first_conv_filters(config):
-        next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Conv2D")["config"]["filters"] = (
-            2**22
-        )
+        next(layer for layer in image_encoder(config)["config"]["layers"] if layer["class_name"] == "Conv2D")["config"][
+            "filters"
+        ] = 2**22
         return config
 
     first_filters = crafted(conv_bundle, tmp_path, edit_config=first_conv_filters, name="first_filters")
