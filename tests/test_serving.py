@@ -228,3 +228,20 @@ def test_an_onnx_export_of_a_resnet_matches_keras(tmp_path):
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype="float32")
     path = keras_ssl.export(encoder, tmp_path / "encoder.onnx", format="onnx")
     np.testing.assert_allclose(run_onnx(path, x), encoder.predict(x, verbose=0), atol=1e-4)
+
+
+@pytest.mark.savedmodel
+def test_the_cli_export_prints_the_signatures(tmp_path, capsys):
+    from keras_ssl import cli
+
+    bundle = keras_ssl.export(tiny_encoder(), tmp_path / "bundle")
+    assert cli.main(["export", bundle, str(tmp_path / "again")]) == cli.EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == [
+        "signature serve: images float32 (None, 16, 16, 3) -> features float32 (None, 8)",
+        "signature serve_uint8: images uint8 (None, 16, 16, 3) -> features float32 (None, 8)",
+    ]
+    assert cli.main(["export", bundle, str(tmp_path / "again.tar.gz")]) == cli.EXIT_OK
+    out, err = capsys.readouterr()
+    assert set(json.loads(out)) == {"file", "sha256", "size"}  # stdout stays the card's fields
+    assert "signature serve_uint8: images uint8 (None, 16, 16, 3)" in err
