@@ -26,6 +26,7 @@ import tempfile
 import warnings
 
 import keras
+import numpy as np
 
 # Imported for their side effect: they register the serialisable layers and backbones a bundle's config names.
 from keras_ssl import augment, backbones, layers  # noqa: F401
@@ -305,19 +306,20 @@ def _export_onnx(model, path, overwrite, specs):
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
     if specs is not None:
         name, spec = specs[FLOAT_ENDPOINT]
-        model = _Features(model, name)
+        exported = _Features(model, name)
         signature = [spec]
     else:
-        signature = None
+        exported, signature = model, None
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=f".export-{os.path.basename(path)}-{os.getpid()}-", dir=parent)
     os.close(handle)
     try:
         with host_callbacks_off():
-            model.export(staging, format="onnx", input_signature=signature, verbose=False)
+            exported.export(staging, format="onnx", input_signature=signature, verbose=False)
         if specs is not None:
             _name_onnx_output(staging, FEATURES)
+            check_onnx(staging, model, specs[FLOAT_ENDPOINT][1])
         os.replace(staging, path)
     finally:
         if os.path.exists(staging):
@@ -340,6 +342,48 @@ def _name_onnx_output(path, name):
     output.name = name
     onnx.checker.check_model(proto)
     onnx.save(proto, path)
+
+
+def check_onnx(path, model, spec):
+    """Runs the ONNX file at `path` once in onnxruntime and refuses it unless it gives `model`'s features.
+
+    A converter can write a graph that onnxruntime cannot run or that computes
+    something else (jax2onnx 0.17 writes Keras's MaxPooling2D as a MaxPool
+    that onnxruntime refuses); the export then fails here instead of at
+    serving time. Skipped when onnxruntime is not installed or the input size
+    is open.
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        return
+    shape = tuple(spec.shape)
+    if None in shape[1:]:
+        return
+    dtype = keras.backend.standardize_dtype(spec.dtype)
+    rng = np.random.default_rng(0)
+    x = (
+        rng.random((2, *shape[1:])).astype(dtype)
+        if keras.backend.is_float_dtype(dtype)
+        else np.ones((2, *shape[1:]), dtype)
+    )
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    try:
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        (served,) = session.run([FEATURES], {spec.name: x})
+    except Exception as error:
+        raise RuntimeError(
+            f"The ONNX file written under the {keras.backend.backend()} backend does not run in onnxruntime: "
+            f"{type(error).__name__}: {error}. Try exporting under another backend (KERAS_BACKEND=tensorflow uses "
+            "tf2onnx, jax uses jax2onnx)."
+        ) from error
+    difference = float(np.max(np.abs(served - expected))) if served.shape == expected.shape else math.inf
+    if not difference <= 1e-3:
+        raise RuntimeError(
+            f"The ONNX file written under the {keras.backend.backend()} backend does not compute the model: expected "
+            f"features of shape {expected.shape} within 1e-3 of Keras's. Received: shape {served.shape}, largest "
+            f"difference {difference}"
+        )
 
 
 class _Features(keras.Model):

@@ -246,3 +246,19 @@ def test_the_cli_export_prints_the_signatures(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert set(json.loads(out)) == {"file", "sha256", "size"}  # stdout stays the card's fields
     assert "signature serve_uint8: images uint8 (None, 16, 16, 3)" in err
+
+
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="keras_ssl.export refuses the torch backend")
+def test_an_onnx_file_that_does_not_compute_the_model_is_refused(tmp_path):
+    from keras_ssl.bundle import check_onnx
+
+    encoder = backbones.ConvNet(filters=(4,), input_shape=(16, 16, 3))
+    path = keras_ssl.export(encoder, tmp_path / "encoder.onnx", format="onnx")
+    spec = keras.InputSpec(shape=(None, 16, 16, 3), dtype="float32", name="images")
+    check_onnx(path, encoder, spec)  # the file it wrote: accepted
+    other = backbones.ConvNet(filters=(4,), input_shape=(16, 16, 3))  # other random weights
+    with pytest.raises(RuntimeError, match=r"does not compute the model: expected features of shape \(2, 4\)"):
+        check_onnx(path, other, spec)
+    (tmp_path / "broken.onnx").write_bytes(b"not an onnx file")
+    with pytest.raises(RuntimeError, match="does not run in onnxruntime"):
+        check_onnx(str(tmp_path / "broken.onnx"), encoder, spec)
