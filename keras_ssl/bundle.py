@@ -16,6 +16,7 @@ loss) cannot clean up; the next export or load of the same path does (see
 import collections
 import copy
 import datetime
+import inspect
 import json
 import math
 import os
@@ -25,9 +26,11 @@ import tempfile
 import warnings
 
 import keras
+import numpy as np
 
 # Imported for their side effect: they register the serialisable layers and backbones a bundle's config names.
 from keras_ssl import augment, backbones, layers  # noqa: F401
+from keras_ssl.layers.pixels import ImageModel
 from keras_ssl.utils.bundle_layout import ASSETS, CONFIG, METADATA, WEIGHTS
 from keras_ssl.utils.checks import host_callbacks_off
 from keras_ssl.utils.files import SHA256_PATTERN, sha256_file
@@ -64,12 +67,34 @@ class BundleTooLargeError(InvalidBundleError):
     """A bundle whose config or weights file asks for more memory than the load budget (`max_bytes`) allows."""
 
 
-def export(model, path, overwrite=False, metadata=None, input_shape=None, extra_assets=None):
-    """Writes `model` (an encoder or any Keras model) as a bundle at `path`.
+FORMATS = ("tf_saved_model", "onnx")
+FLOAT_ENDPOINT, UINT8_ENDPOINT = "serve", "serve_uint8"
+FEATURES = "features"  # the output name of every served signature
+
+
+def export(
+    model,
+    path,
+    overwrite=False,
+    metadata=None,
+    input_shape=None,
+    extra_assets=None,
+    format="tf_saved_model",  # noqa: A002 (Keras's own name for it, as in `model.export(path, format=...)`)
+):
+    """Writes `model` (an encoder or any Keras model) as a bundle at `path`, or as one ONNX file.
+
+    An image model (one input, a batch of float images) is first wrapped in
+    `keras_ssl.layers.ImageModel`, so the bundle carries its preprocessing:
+    the Keras model it loads back and the served SavedModel both take uint8
+    pixels in [0, 255] and float pixels in [0, 1] and give the same features.
+    The SavedModel's signatures have stable names (see `signature_specs`):
+    `serve` (the default) takes `images` as float32 in [0, 1] (or
+    `token_ids` as int32 for text encoders, `inputs` otherwise), `serve_uint8`
+    takes `images` as uint8, and both return `features`.
 
     Args:
         model: a built Keras model. A keras_ssl method exports its encoder.
-        path: the bundle directory to create.
+        path: the bundle directory to create (for `format="onnx"`, the .onnx file).
         overwrite: replace an existing bundle at `path`; without it an
             existing path raises FileExistsError and is left untouched.
         metadata: extra JSON-serialisable fields for metadata.json.
@@ -82,16 +107,26 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None, extra_
             Transformers over open lengths.
         extra_assets: `{file name: source path}` copied into
             `assets/keras_ssl/` (e.g. a text model's `tokenizer.json`).
+        format: "tf_saved_model" (the default: the bundle) or "onnx": one
+            ONNX file written by Keras's exporter (`model.export(path,
+            format="onnx")`; tf2onnx under TensorFlow, jax2onnx under JAX),
+            whose input is float32 `images` in [0, 1] (or the model's own
+            input for other models) and whose output is `features`.
 
     Returns:
-        The bundle path.
+        The bundle path (the .onnx file's path for ONNX).
 
     Raises:
         NotImplementedError: under the torch backend (export from TensorFlow or JAX).
+        ValueError: an unbuilt model, or a format other than the two above.
     """
-    from keras_ssl import __version__
     from keras_ssl.methods import Method
 
+    if format not in FORMATS:
+        raise ValueError(
+            f"Expected format to be one of {', '.join(repr(f) for f in FORMATS)} (a bundle, or one ONNX file). "
+            f"Received: format={format!r}"
+        )
     # --- torch: no SavedModel export (Keras writes one from torch only through torch_xla) ---
     if keras.backend.backend() == "torch":
         raise NotImplementedError(
@@ -105,19 +140,19 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None, extra_
         model = model.encoder
     if not model.built:
         raise ValueError("Expected a built model (call it on a batch first). Received: an unbuilt model")
-    signature = None
-    if input_shape is not None:
-        spec = keras.InputSpec(shape=(None, *input_shape), dtype=model.inputs[0].dtype)
-        signature = [spec]
-    elif keras.backend.backend() == "jax" and len(model.input_shape) == 4 and None in model.input_shape[1:3]:
+    if input_shape is None and keras.backend.backend() == "jax" and _open_image_size(model):
         raise _open_size_error(model)
+    model = with_pixel_scaling(model)
+    specs = signature_specs(model, input_shape)
+    path = os.path.abspath(os.fspath(path))
+    if format == "onnx":
+        return _export_onnx(model, path, overwrite, specs)
     extra_assets = dict(extra_assets or {})
     for name in extra_assets:
         if name in (CONFIG, WEIGHTS, METADATA) or os.path.basename(name) != name or name.startswith("."):
             raise ValueError(
                 f"extra_assets names must be plain file names other than the bundle's own. Received: {name!r}"
             )
-    path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
     parent = os.path.dirname(path)
@@ -126,34 +161,8 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None, extra_
     staging = tempfile.mkdtemp(prefix=f".export-{os.path.basename(path)}-{os.getpid()}-", dir=parent)
     try:
         bundle = os.path.join(staging, "bundle")
-        try:
-            with host_callbacks_off():  # JAX cannot serialize the token-id check's host callback
-                model.export(bundle, format="tf_saved_model", input_signature=signature, verbose=False)
-        except Exception as error:
-            # JAX traces open sizes symbolically; some layers (attention masks) cannot compare such sizes.
-            if keras.backend.backend() == "jax" and signature is None and "symbolic" in str(error):
-                raise _open_size_error(model) from error
-            raise
-        assets = os.path.join(bundle, ASSETS)
-        os.makedirs(assets, exist_ok=True)
-        with open(os.path.join(assets, CONFIG), "w") as f:
-            json.dump(keras.saving.serialize_keras_object(model), f)
-        model.save_weights(os.path.join(assets, WEIGHTS))
-        for name, source in extra_assets.items():
-            shutil.copyfile(source, os.path.join(assets, name))
-        info = {
-            "format": BUNDLE_FORMAT,
-            "keras_ssl_version": __version__,
-            "keras_version": keras.__version__,
-            "backend": keras.backend.backend(),
-            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "input_shape": list(model.input_shape),
-            "output_shape": list(model.output_shape),
-            "weights_sha256": sha256_file(os.path.join(assets, WEIGHTS)),
-            **(metadata or {}),
-        }
-        with open(os.path.join(assets, METADATA), "w") as f:
-            json.dump(info, f, indent=2)
+        _write_saved_model(model, bundle, specs, input_shape)
+        _write_keras_assets(model, bundle, specs, metadata, extra_assets)
         if os.path.exists(path):
             old = path + ".old-" + os.path.basename(staging)
             os.rename(path, old)
@@ -164,6 +173,229 @@ def export(model, path, overwrite=False, metadata=None, input_shape=None, extra_
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def is_image_model(model):
+    """Whether `model` has one input that is a batch of float images `(batch, height, width, channels)`."""
+    inputs = getattr(model, "inputs", None)
+    if isinstance(model, ImageModel) or not isinstance(model, keras.Model) or not inputs or len(inputs) != 1:
+        return isinstance(model, ImageModel)
+    return len(inputs[0].shape) == 4 and keras.backend.is_float_dtype(inputs[0].dtype)
+
+
+def with_pixel_scaling(model):
+    """`model` wrapped in `ImageModel` (uint8 and float pixels) when it is an image model not yet wrapped."""
+    if is_image_model(model) and not isinstance(model, ImageModel):
+        return ImageModel(model)
+    return model
+
+
+def signature_specs(model, input_shape=None):
+    """`{endpoint: (input name, InputSpec)}` of the served signatures of `model`, or None when Keras names them.
+
+    An image model gets `serve` (float32 `images`) and `serve_uint8` (uint8
+    `images`); a model over integer ids (a text encoder) gets `serve` with
+    int32 `token_ids`; another model with one input and one output gets
+    `serve` with `inputs`. Every one of them returns `{"features": ...}`.
+    Models with several inputs or outputs keep Keras's own `serve`
+    signature (None).
+    """
+    inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
+    if not inputs or len(inputs) != 1 or not outputs or len(outputs) != 1:
+        return None
+    shape = (None, *input_shape) if input_shape is not None else tuple(inputs[0].shape)
+    dtype = keras.backend.standardize_dtype(inputs[0].dtype)
+    if isinstance(model, ImageModel):
+        return {
+            FLOAT_ENDPOINT: ("images", keras.InputSpec(shape=shape, dtype=dtype, name="images")),
+            UINT8_ENDPOINT: ("images", keras.InputSpec(shape=shape, dtype="uint8", name="images")),
+        }
+    name = "inputs" if keras.backend.is_float_dtype(dtype) else "token_ids"
+    return {FLOAT_ENDPOINT: (name, keras.InputSpec(shape=shape, dtype=dtype, name=name))}
+
+
+def _features_fn(model, name):
+    """A function of one argument called `name` returning `{"features": model(x)}` (the signature's names)."""
+
+    def features(x):
+        return {FEATURES: model(x, training=False)}
+
+    # The SavedModel names a signature's inputs after the function's parameters.
+    features.__signature__ = inspect.Signature([inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)])
+    return features
+
+
+def _write_saved_model(model, bundle, specs, input_shape):
+    with host_callbacks_off():  # JAX cannot serialize the token-id check's host callback
+        try:
+            if specs is None:
+                signature = None
+                if input_shape is not None:
+                    signature = [keras.InputSpec(shape=(None, *input_shape), dtype=model.inputs[0].dtype)]
+                model.export(bundle, format="tf_saved_model", input_signature=signature, verbose=False)
+                return
+            archive = keras.export.ExportArchive()
+            archive.track(model)
+            for endpoint, (name, spec) in specs.items():
+                archive.add_endpoint(endpoint, _features_fn(model, name), input_signature=[spec])
+            archive.write_out(bundle, verbose=False)
+        except Exception as error:
+            # JAX traces open sizes symbolically; some layers (attention masks) cannot compare such sizes.
+            if keras.backend.backend() == "jax" and input_shape is None and "symbolic" in str(error):
+                raise _open_size_error(model) from error
+            raise
+
+
+def _write_keras_assets(model, bundle, specs, metadata, extra_assets):
+    from keras_ssl import __version__
+
+    assets = os.path.join(bundle, ASSETS)
+    os.makedirs(assets, exist_ok=True)
+    with open(os.path.join(assets, CONFIG), "w") as f:
+        json.dump(keras.saving.serialize_keras_object(model), f)
+    model.save_weights(os.path.join(assets, WEIGHTS))
+    for name, source in extra_assets.items():
+        shutil.copyfile(source, os.path.join(assets, name))
+    info = {
+        "format": BUNDLE_FORMAT,
+        "keras_ssl_version": __version__,
+        "keras_version": keras.__version__,
+        "backend": keras.backend.backend(),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "input_shape": list(model.input_shape),
+        "output_shape": list(model.output_shape),
+        "weights_sha256": sha256_file(os.path.join(assets, WEIGHTS)),
+        **({"signatures": describe_signatures(model, specs)} if specs else {}),
+        **(metadata or {}),
+    }
+    with open(os.path.join(assets, METADATA), "w") as f:
+        json.dump(info, f, indent=2)
+
+
+def describe_signatures(model, specs):
+    """`{endpoint: {"inputs": {name: {shape, dtype}}, "outputs": {"features": {shape, dtype}}}}` for metadata."""
+    output = {"shape": list(model.output_shape), "dtype": keras.backend.standardize_dtype(model.outputs[0].dtype)}
+    return {
+        endpoint: {
+            "inputs": {name: {"shape": list(spec.shape), "dtype": keras.backend.standardize_dtype(spec.dtype)}},
+            "outputs": {FEATURES: output},
+        }
+        for endpoint, (name, spec) in specs.items()
+    }
+
+
+def format_signatures(signatures):
+    """One line per signature, e.g. `serve: images float32 (None, 32, 32, 3) -> features float32 (None, 64)`."""
+    lines = []
+    for endpoint, signature in signatures.items():
+        parts = []
+        for side in ("inputs", "outputs"):
+            parts.append(
+                ", ".join(
+                    f"{name} {spec['dtype']} ({', '.join(str(d) for d in spec['shape'])})"
+                    for name, spec in signature[side].items()
+                )
+            )
+        lines.append(f"{endpoint}: {parts[0]} -> {parts[1]}")
+    return lines
+
+
+def _export_onnx(model, path, overwrite, specs):
+    """Writes one ONNX file at `path` with Keras's exporter, atomically (a temporary file renamed into place)."""
+    if os.path.isdir(path) or (os.path.exists(path) and not overwrite):
+        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it.")
+    if specs is not None:
+        name, spec = specs[FLOAT_ENDPOINT]
+        exported = _Features(model, name)
+        signature = [spec]
+    else:
+        exported, signature = model, None
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".export-{os.path.basename(path)}-{os.getpid()}-", dir=parent)
+    os.close(handle)
+    try:
+        with host_callbacks_off():
+            exported.export(staging, format="onnx", input_signature=signature, verbose=False)
+        if specs is not None:
+            _name_onnx_output(staging, FEATURES)
+            check_onnx(staging, model, specs[FLOAT_ENDPOINT][1])
+        os.replace(staging, path)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+    return path
+
+
+def _name_onnx_output(path, name):
+    """Renames the one output of the ONNX file at `path` to `name` (jax2onnx calls it `v_0`; tf2onnx keeps the key)."""
+    import onnx
+
+    proto = onnx.load(path)
+    (output,) = proto.graph.output
+    old = output.name
+    if old == name:
+        return
+    for node in proto.graph.node:
+        node.output[:] = [name if o == old else o for o in node.output]
+        node.input[:] = [name if i == old else i for i in node.input]
+    output.name = name
+    onnx.checker.check_model(proto)
+    onnx.save(proto, path)
+
+
+def check_onnx(path, model, spec):
+    """Runs the ONNX file at `path` once in onnxruntime and refuses it unless it gives `model`'s features.
+
+    A converter can write a graph that onnxruntime cannot run or that computes
+    something else (jax2onnx 0.17 writes Keras's MaxPooling2D as a MaxPool
+    that onnxruntime refuses); the export then fails here instead of at
+    serving time. Skipped when onnxruntime is not installed or the input size
+    is open.
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        return
+    shape = tuple(spec.shape)
+    if None in shape[1:]:
+        return
+    dtype = keras.backend.standardize_dtype(spec.dtype)
+    rng = np.random.default_rng(0)
+    x = (
+        rng.random((2, *shape[1:])).astype(dtype)
+        if keras.backend.is_float_dtype(dtype)
+        else np.ones((2, *shape[1:]), dtype)
+    )
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    try:
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        (served,) = session.run([FEATURES], {spec.name: x})
+    except Exception as error:
+        raise RuntimeError(
+            f"The ONNX file written under the {keras.backend.backend()} backend does not run in onnxruntime: "
+            f"{type(error).__name__}: {error}. Try exporting under another backend (KERAS_BACKEND=tensorflow uses "
+            "tf2onnx, jax uses jax2onnx)."
+        ) from error
+    difference = float(np.max(np.abs(served - expected))) if served.shape == expected.shape else math.inf
+    if not difference <= 1e-3:
+        raise RuntimeError(
+            f"The ONNX file written under the {keras.backend.backend()} backend does not compute the model: expected "
+            f"features of shape {expected.shape} within 1e-3 of Keras's. Received: shape {served.shape}, largest "
+            f"difference {difference}"
+        )
+
+
+class _Features(keras.Model):
+    """Export-only wrapper: `{"features": model(x)}`, so exported graphs name their output."""
+
+    def __init__(self, model, input_name):
+        super().__init__(name=f"{input_name}_to_{FEATURES}")
+        self.wrapped = model
+        self.built = True  # its variables are the wrapped model's
+
+    def call(self, inputs):
+        return {FEATURES: self.wrapped(inputs, training=False)}
 
 
 def recover_interrupted_export(path):
@@ -207,6 +439,12 @@ def _process_alive(pid):
     except PermissionError:
         return True
     return True
+
+
+def _open_image_size(model):
+    """Whether `model` takes images whose height or width is left open."""
+    shape = getattr(model, "input_shape", None)
+    return isinstance(shape, tuple) and len(shape) == 4 and None in shape[1:3]
 
 
 def _open_size_error(model):

@@ -75,11 +75,15 @@ def _evaluate(args):
 
 
 def _export(args):
-    from keras_ssl.bundle import export
+    from keras_ssl.bundle import export, format_signatures, read_metadata
     from keras_ssl.presets import load
     from keras_ssl.presets.archive import make_archive
 
     model = load(args.model)
+    if args.output.endswith(".onnx"):
+        path = export(model, args.output, overwrite=args.overwrite, input_shape=args.input_shape, format="onnx")
+        print(f"onnx: {path}")
+        return EXIT_OK
     if args.output.endswith((".tar.gz", ".tgz")):
         import tempfile
 
@@ -87,12 +91,19 @@ def _export(args):
             raise FileExistsError(f"{args.output} already exists; pass --overwrite to replace it.")
         with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(args.output))) as staging:
             bundle = export(model, os.path.join(staging, "bundle"), input_shape=args.input_shape)
+            signatures = read_metadata(bundle).get("signatures", {})
             sha256 = make_archive(bundle, args.output)
+        # stdout stays one JSON line (the card's `weights` fields); the signatures go to stderr.
         print(
             json.dumps({"file": os.path.basename(args.output), "sha256": sha256, "size": os.path.getsize(args.output)})
         )
+        for line in format_signatures(signatures):
+            print(f"signature {line}", file=sys.stderr)
     else:
-        print(f"bundle: {export(model, args.output, overwrite=args.overwrite, input_shape=args.input_shape)}")
+        bundle = export(model, args.output, overwrite=args.overwrite, input_shape=args.input_shape)
+        print(f"bundle: {bundle}")
+        for line in format_signatures(read_metadata(bundle).get("signatures", {})):
+            print(f"signature {line}")
     return EXIT_OK
 
 
@@ -328,12 +339,13 @@ def build_parser():
     exporting = commands.add_parser(
         "export",
         parents=[common],
-        help="write a preset or bundle as a servable bundle directory or a .tar.gz archive",
-        description="Loads a model (preset, bundle, archive, URL) and writes it as a bundle directory, or as a "
-        "deterministic .tar.gz archive (prints its sha256 and size for a zoo card).",
+        help="write a preset or bundle as a servable bundle directory, a .tar.gz archive or an .onnx file",
+        description="Loads a model (preset, bundle, archive, URL) and writes it as a bundle directory, as a "
+        "deterministic .tar.gz archive (prints its sha256 and size for a zoo card), or as one ONNX file (an output "
+        "ending in .onnx). Prints the SavedModel's signatures: their names, inputs and outputs with shapes and dtypes.",
     )
     exporting.add_argument("model", help="a preset name, bundle directory, archive or URL")
-    exporting.add_argument("output", help="a bundle directory, or a path ending in .tar.gz")
+    exporting.add_argument("output", help="a bundle directory, or a path ending in .tar.gz or .onnx")
     exporting.add_argument(
         "--input-shape",
         type=arguments.shape,

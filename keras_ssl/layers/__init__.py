@@ -2,6 +2,7 @@
 
 from keras_ssl.layers.ema import copy_as_teacher, ema_value, momentum_schedule
 from keras_ssl.layers.heads import L2Normalize, PrototypeLayer, dino_projector, mlp_head, simclr_projection_head
+from keras_ssl.layers.pixels import ImageModel, PixelScaling
 from keras_ssl.layers.preprocessing import ChannelAffine
 from keras_ssl.layers.queue import FeatureQueue
 from keras_ssl.layers.transformer import (
@@ -21,10 +22,12 @@ __all__ = [
     "ChannelAffine",
     "ClassToken",
     "FeatureQueue",
+    "ImageModel",
     "L2Normalize",
     "PaddingMask",
     "PatchEmbedding",
     "PositionEmbedding",
+    "PixelScaling",
     "PrototypeLayer",
     "TokenIdCheck",
     "TokenPooling",

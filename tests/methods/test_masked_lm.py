@@ -134,7 +134,7 @@ def test_the_encoder_exports_and_serves_token_ids_in_a_fresh_process(tmp_path, t
     script = (
         "import sys, numpy as np, tensorflow as tf\n"
         "m = tf.saved_model.load(sys.argv[1])\n"
-        "np.save(sys.argv[3], m.signatures['serve'](tf.constant(np.load(sys.argv[2])))['output_0'].numpy())\n"
+        "np.save(sys.argv[3], m.signatures['serve'](tf.constant(np.load(sys.argv[2])))['features'].numpy())\n"
     )
     subprocess.run([sys.executable, "-c", script, path, tmp_path / "ids.npy", tmp_path / "out.npy"], check=True)
     expected = method.encoder.predict(ids[:4], verbose=0)

@@ -86,7 +86,7 @@ def test_the_embedding_exports_and_serves_token_ids_in_a_fresh_process(tmp_path,
     script = (
         "import sys, numpy as np, tensorflow as tf\n"
         "m = tf.saved_model.load(sys.argv[1])\n"
-        "np.save(sys.argv[3], m.signatures['serve'](tf.constant(np.load(sys.argv[2])))['output_0'].numpy())\n"
+        "np.save(sys.argv[3], m.signatures['serve'](tf.constant(np.load(sys.argv[2])))['features'].numpy())\n"
     )
     subprocess.run([sys.executable, "-c", script, path, tmp_path / "ids.npy", tmp_path / "out.npy"], check=True)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), keras.ops.convert_to_numpy(embedding(ids)), atol=1e-6)

@@ -348,3 +348,18 @@ def test_text_presets_come_with_their_tokenizers(cache, monkeypatch):
         assert np.isfinite(features).all() and features.shape[0] == 1, name
     with pytest.raises(ValueError, match="has no tokenizer"):
         keras_ssl.load_tokenizer("simclr_resnet")
+
+
+def test_the_shipped_simclr_preset_gives_the_same_features_for_uint8_and_float(cache):
+    """The preset carries its pixel scaling: a uint8 batch and the same batch / 255 as float32 agree."""
+    from keras_ssl.layers import ImageModel
+    from keras_ssl.testing import cifar10_sample
+
+    encoder = keras_ssl.load("simclr_resnet18_cifar10")
+    assert isinstance(encoder, ImageModel)
+    x8 = np.asarray(cifar10_sample()[0][0][:8])
+    assert x8.dtype == np.uint8 and x8.shape == (8, 32, 32, 3)
+    from_float = encoder.predict(x8.astype("float32") / 255, verbose=0)
+    np.testing.assert_allclose(encoder.predict(x8, verbose=0), from_float, atol=1e-5)
+    # Not vacuous: the bare encoder inside, fed the uint8 values as floats, gives other features.
+    assert np.abs(encoder.model.predict(x8.astype("float32"), verbose=0) - from_float).max() > 1e-2

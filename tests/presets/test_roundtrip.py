@@ -45,7 +45,7 @@ SERVE = """
 import numpy as np, tensorflow as tf
 x = np.load("{tmp}/x.npy")
 loaded = tf.saved_model.load("{tmp}/bundle")  # keep a reference: its variables die with it
-served = loaded.serve(tf.constant(x)).numpy()
+served = loaded.serve(tf.constant(x))["features"].numpy()
 np.testing.assert_allclose(served, np.load("{tmp}/logits.npy"), atol=1e-4)
 print("served max diff", np.abs(served - np.load("{tmp}/logits.npy")).max())
 """
