@@ -251,6 +251,7 @@ def test_pretrain_mirrored_on_one_device_with_default_run_folder(tiny_npz, tmp_p
     assert keras_ssl.load(str(bundle)).output_shape == (None, 16)
 
 
+@pytest.mark.large
 @pytest.mark.savedmodel
 def test_pretrain_evaluate_export(tiny_npz, tmp_path, capsys):
     bundle = str(tmp_path / "bundle")
@@ -339,6 +340,7 @@ def tiny_text(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.large
 @pytest.mark.savedmodel
 def test_pretrain_text_methods_ship_their_vocabulary(tiny_text, tmp_path, capsys):
     from keras_ssl import data

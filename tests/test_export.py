@@ -87,6 +87,7 @@ def test_export_then_load_gives_the_same_outputs(tmp_path):
     np.testing.assert_allclose(restored.predict(images(), verbose=0), encoder.predict(images(), verbose=0), atol=1e-6)
 
 
+@pytest.mark.large
 @pytest.mark.savedmodel
 def test_a_resnet_with_open_input_size_exports_with_a_fixed_serving_size(tmp_path, backend):
     encoder = backbones.ResNet18(width=0.125)  # input size left open: (None, None, 3)

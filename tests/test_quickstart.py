@@ -5,6 +5,7 @@ import pytest
 from keras_ssl import cli
 
 
+@pytest.mark.large
 @pytest.mark.savedmodel
 def test_quickstart_writes_the_report(tmp_path):
     # A short run (2 epochs, 1 seed): checks the whole pipeline, not the accuracy.

@@ -68,7 +68,7 @@ def zoo_markdown(cards):
     lines = [
         ZOO_HEADER,
         f"| name | method | backbone | {columns} | other metrics | size | training cost |",
-        "| --- " * (7 + len(PRESET_COLUMNS)) + "|",
+        "| --- " * (6 + len(PRESET_COLUMNS)) + "|",
     ]
     shown = {key for _, keys in PRESET_COLUMNS for key in keys}
     for card in published:

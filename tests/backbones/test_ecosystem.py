@@ -38,8 +38,11 @@ def pretrain_export_reload(encoder, tmp_path):
     np.testing.assert_allclose(
         restored.predict(x, verbose=0), encoder.predict(x, verbose=0), rtol=1e-4, atol=1e-5 * _scale(encoder, x)
     )
-    assert restored.get_layer("input_scaling").get_config()["scale"] == encoder.get_layer("input_scaling").scale
-    return restored
+    # export puts uint8/float pixel handling (layers.ImageModel) in front; the wrapped encoder is inside it.
+    assert isinstance(restored, keras_ssl.layers.ImageModel)
+    inner = restored.model
+    assert inner.get_layer("input_scaling").get_config()["scale"] == encoder.get_layer("input_scaling").scale
+    return inner
 
 
 def _scale(encoder, x):
@@ -212,6 +215,7 @@ HUB_RESNET = {
 }
 
 
+@pytest.mark.large
 @needs_keras_hub
 @pytest.mark.savedmodel
 def test_keras_hub_resnet_from_its_config_pretrains_with_simclr_exports_and_reloads(tmp_path):

@@ -111,6 +111,7 @@ def test_bad_arguments():
         methods.get_method("simclrr")
 
 
+@pytest.mark.large
 def test_a_second_fit_trains_again_with_the_default_schedule():
     (x, _), _ = cifar10_sample(num_train=16)
     method = tiny_simclr()

@@ -86,6 +86,12 @@ def test_docs_and_model_cards_are_generated_from_the_cards():
         with open(os.path.join(card.directory, "README.md")) as f:
             assert f.read() == render.model_card_markdown(card), f"{card.name}/README.md is stale: run `make zoo-docs`"
         assert card.name in render.zoo_markdown(cards)
+    # Every table row has as many cells as its header (a markdown table with a wrong separator does not render).
+    table_rows = [line for line in render.zoo_markdown(cards).splitlines() if line.startswith("| ")]
+    assert table_rows and all(row.count(" | ") >= 2 for row in table_rows)
+    for header, separator in zip(table_rows, table_rows[1:]):
+        if set(separator.replace("|", "").split()) == {"---"}:
+            assert separator.count("---") == header.count(" | ") + 1, header
 
 
 def test_private_zoo_path_adds_and_overrides_cards(tmp_path, monkeypatch):

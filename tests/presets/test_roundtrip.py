@@ -78,6 +78,7 @@ def run(script, tmp_path, backend=None):
     return result.stdout
 
 
+@pytest.mark.large
 @pytest.mark.savedmodel
 def test_shipped_preset_fine_tunes_exports_serves_and_fine_tunes_again_under_jax(tmp_path):
     (x, y), _ = cifar10_sample(num_train=32, num_test=1)
