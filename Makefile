@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15
 
-.PHONY: zoo-docs install quickstart lint test test-tensorflow test-jax test-large test-large-tensorflow test-large-jax \
+.PHONY: zoo-docs install quickstart lint test test-tensorflow test-jax test-jax-first-half test-jax-second-half test-large test-large-tensorflow test-large-jax \
 	bench bench-throughput bench-cifar10 clean fuzz
 
 $(STAMP): requirements.txt requirements-test.txt setup.py
@@ -24,10 +24,17 @@ quickstart: $(STAMP)
 	$(BIN)/keras-ssl quickstart --output quickstart_report
 
 # Lint and format check (ruff, configured in pyproject.toml), then the default suite once per backend. Slow tests
-# are marked `large`. The two backends run side by side: much of a test's time is single-threaded tracing, so two
-# suites share 2 cores well; each suite's output is printed as one block when it ends.
+# are marked `large`. The suites run side by side, the JAX one (the longer) in two halves: much of a test's time is
+# single-threaded tracing, so three processes keep 2 cores busy; each part's output is printed as one block.
+JAX_FIRST_HALF := tests/methods tests/backbones tests/augment tests/losses
 test: lint
-	$(MAKE) -j2 --output-sync=target test-tensorflow test-jax
+	$(MAKE) -j3 --output-sync=target test-tensorflow test-jax-first-half test-jax-second-half
+
+test-jax-first-half: $(STAMP)
+	KERAS_BACKEND=jax $(PYTEST) -m "not large" $(JAX_FIRST_HALF)
+
+test-jax-second-half: $(STAMP)
+	KERAS_BACKEND=jax $(PYTEST) -m "not large" tests $(addprefix --ignore=,$(JAX_FIRST_HALF))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
