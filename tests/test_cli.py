@@ -297,7 +297,9 @@ def test_pretrain_a_keras_applications_backbone(tiny_npz, tmp_path, capsys):
     assert code == cli.EXIT_OK, err
     assert f"keras.applications.VGG16 (weights {weights}): 32x32x3 -> 512 features" in out
     encoder = keras_ssl.load(bundle)
-    assert encoder.get_layer("input_scaling").get_config()["channel_order"] == [2, 1, 0]  # vgg16's caffe mode: BGR
+    assert isinstance(encoder, keras_ssl.layers.ImageModel)  # the bundle's uint8/float pixel handling wraps it
+    scaling = encoder.model.get_layer("input_scaling")
+    assert scaling.get_config()["channel_order"] == [2, 1, 0]  # vgg16's caffe mode: BGR
     assert encoder.output_shape == (None, 512)
 
 
