@@ -79,6 +79,7 @@ def test_list_shows_presets_aliases_and_methods(capsys):
     assert "methods: " in out and "byol" in out
 
 
+@pytest.mark.savedmodel  # under torch, pretrain refuses first: its bundle is a TensorFlow SavedModel
 def test_unknown_names_are_usage_errors_with_close_matches(capsys):
     code, _, err = run_cli(capsys, "pretrain", "simclr_resnt", "--output", "unused")
     assert code == cli.EXIT_USAGE
@@ -136,12 +137,14 @@ def test_values_out_of_range_exit_2_and_write_nothing(command, option, value, ti
         (["--batch-size", "1"], "at least 2 images per batch"),
     ],
 )
+@pytest.mark.savedmodel  # under torch, pretrain refuses first: its bundle is a TensorFlow SavedModel
 def test_inconsistent_options_are_usage_errors(extra, message, tiny_npz, tmp_path, capsys):
     code, _, err = run_cli(capsys, "pretrain", "simclr", "--data", tiny_npz, "--output", tmp_path / "b", *extra)
     assert code == cli.EXIT_USAGE and message in err
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.savedmodel  # under torch, pretrain refuses first: its bundle is a TensorFlow SavedModel
 def test_a_preset_fixes_its_backbone(tiny_npz, tmp_path, capsys):
     code, _, err = run_cli(
         capsys, "pretrain", "simclr_resnet", "--data", tiny_npz, "--output", tmp_path / "b", "--backbone", "resnet50"
@@ -149,6 +152,7 @@ def test_a_preset_fixes_its_backbone(tiny_npz, tmp_path, capsys):
     assert code == cli.EXIT_USAGE and "fixes its backbone" in err and not list(tmp_path.iterdir())
 
 
+@pytest.mark.savedmodel  # under torch, pretrain refuses first: its bundle is a TensorFlow SavedModel
 def test_multi_worker_without_a_cluster_is_a_clear_usage_error(tiny_npz, tmp_path, capsys, monkeypatch):
     for name in ("TF_CONFIG", "KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES"):
         monkeypatch.delenv(name, raising=False)
@@ -312,6 +316,7 @@ def test_pretrain_a_keras_applications_backbone(tiny_npz, tmp_path, capsys):
         (["--backbone", "keras.applications.MobileNetV2", "--backbone-weights", "nowhere.h5"], "names no file"),
     ],
 )
+@pytest.mark.savedmodel  # under torch, pretrain refuses first: its bundle is a TensorFlow SavedModel
 def test_keras_applications_backbone_usage_errors(extra, message, tiny_npz, tmp_path, capsys):
     code, _, err = run_cli(capsys, "pretrain", "simclr", "--data", tiny_npz, "--output", tmp_path / "b", *extra)
     assert code == cli.EXIT_USAGE and message in err
@@ -366,6 +371,7 @@ def test_pretrain_text_methods_ship_their_vocabulary(tiny_text, tmp_path, capsys
     assert embedding.get_layer("embedding").input_dim >= len([w for w in vocabulary if w])
 
 
+@pytest.mark.savedmodel  # under torch, pretrain refuses first: its bundle is a TensorFlow SavedModel
 def test_text_methods_refuse_image_options(tiny_text, tmp_path, capsys):
     code, _, err = run_cli(capsys, "pretrain", "word2vec", "--data", tiny_text, "--output", tmp_path / "b", *TINY)
     assert code == cli.EXIT_USAGE and "applies to image methods" in err and not list(tmp_path.iterdir())

@@ -32,7 +32,8 @@ def python_blocks():
             name = f"{path.relative_to(REPO_ROOT).as_posix()}:{line}"
             code = match.group(1)
             # Blocks that export a bundle write a SavedModel (skipped under torch, see conftest.py).
-            marks = [pytest.mark.savedmodel] if re.search(r"\bexport\(", code) else []
+            # Blocks that export or pretrain write a SavedModel (skipped under torch, see conftest.py).
+            marks = [pytest.mark.savedmodel] if re.search(r"\bexport\(|\"pretrain\"", code) else []
             # Blocks that train (10-20 s each on 2 CPU cores) run in the large suite.
             if re.search(r"\.fit\(", code):
                 marks.append(pytest.mark.large)
