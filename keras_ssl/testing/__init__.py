@@ -9,6 +9,23 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("KERAS_SSL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+# Constructor arguments that make each method's heads tiny, so one step costs seconds. One table for the
+# registry tests, the distributed harness and the ecosystem-backbone tests; a method whose constructor needs more
+# than an encoder gets its entry here.
+TINY_METHOD_KWARGS = {
+    "simclr": {"projection_dim": 8, "hidden_dim": 16},
+    "moco": {"projection_dim": 8, "hidden_dim": 16, "queue_size": 32},
+    "byol": {"projection_dim": 8, "hidden_dim": 16},
+    "simsiam": {"projection_dim": 8},
+    "barlow_twins": {"projection_dim": 8, "hidden_dim": 16},
+    "vicreg": {"projection_dim": 8, "hidden_dim": 16},
+    "dino": {"num_prototypes": 16, "hidden_dim": 16, "bottleneck_dim": 8},
+    "deepcluster": {"num_clusters": 4, "pca_dim": 4},
+    "vae": {"latent_dim": 4},
+    "mae": {"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2},
+}
+
+
 def shared_data_file(relative_path):
     """Path of a file in ../shared/data; skips the test when absent, fails under CI."""
     import pytest

@@ -19,19 +19,10 @@ import sys
 
 import numpy as np
 
-# Small configurations of each method, as in tests/methods/test_methods.py.
-METHOD_KWARGS = {
-    "simclr": {"projection_dim": 8, "hidden_dim": 16},
-    "moco": {"projection_dim": 8, "hidden_dim": 16, "queue_size": 64},
-    "byol": {"projection_dim": 8, "hidden_dim": 16},
-    "simsiam": {"projection_dim": 8},
-    "barlow_twins": {"projection_dim": 8, "hidden_dim": 16},
-    "vicreg": {"projection_dim": 8, "hidden_dim": 16},
-    "dino": {"num_prototypes": 16, "hidden_dim": 16, "bottleneck_dim": 8},
-    "deepcluster": {"num_clusters": 4, "pca_dim": 4},
-    "vae": {"latent_dim": 4},
-    "mae": {"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2},
-}
+from keras_ssl.testing import TINY_METHOD_KWARGS
+
+# The tests' tiny configurations; MoCo's queue holds 64 keys here.
+METHOD_KWARGS = {**TINY_METHOD_KWARGS, "moco": {**TINY_METHOD_KWARGS["moco"], "queue_size": 64}}
 # How many views each method's augmenter returns (None: one tensor, not a list).
 NUM_VIEWS = {"deepcluster": 1, "mae": None, "autoencoder": None, "denoising_autoencoder": None, "vae": None}
 GLOBAL_BATCH, NUM_IMAGES = 16, 32

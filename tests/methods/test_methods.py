@@ -1,7 +1,7 @@
 """Every registered method: trains two steps on real data, round-trips its config.
 
 Tests are generated from the method registry, so a new method needs no new
-test code here, only an entry in `METHOD_KWARGS` when its constructor needs
+test code here, only an entry in `keras_ssl.testing.TINY_METHOD_KWARGS` when its constructor needs
 more than an encoder.
 """
 
@@ -10,20 +10,16 @@ import numpy as np
 import pytest
 
 from keras_ssl import backbones, methods
-from keras_ssl.testing import cifar10_sample, shared_data_file, tensorboard_tags, weights_changed, weights_snapshot
+from keras_ssl.testing import (
+    TINY_METHOD_KWARGS,
+    cifar10_sample,
+    shared_data_file,
+    tensorboard_tags,
+    weights_changed,
+    weights_snapshot,
+)
 
-METHOD_KWARGS = {
-    "simclr": {"projection_dim": 8, "hidden_dim": 16},
-    "moco": {"projection_dim": 8, "hidden_dim": 16, "queue_size": 32},
-    "byol": {"projection_dim": 8, "hidden_dim": 16},
-    "simsiam": {"projection_dim": 8},
-    "barlow_twins": {"projection_dim": 8, "hidden_dim": 16},
-    "vicreg": {"projection_dim": 8, "hidden_dim": 16},
-    "dino": {"num_prototypes": 16, "hidden_dim": 16, "bottleneck_dim": 8},
-    "deepcluster": {"num_clusters": 4, "pca_dim": 4},
-    "vae": {"latent_dim": 4},
-    "mae": {"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2},
-}
+METHOD_KWARGS = TINY_METHOD_KWARGS
 
 
 def tiny_encoder():
