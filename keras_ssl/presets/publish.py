@@ -30,6 +30,10 @@ def publish(bundle_dir, card_dir, metrics=None, notes=None):
     with open(card_path, encoding="utf-8") as f:
         card = json.load(f)
     read_metadata(bundle_dir)  # a keras_ssl bundle, or a clear error before anything is written
+    # Checked before the archive is written: a refused edit must not replace the archive the card's sha256 names.
+    bad = {k: v for k, v in (metrics or {}).items() if isinstance(v, bool) or not isinstance(v, (int, float))}
+    if bad:
+        raise ValueError(f"Metrics must be numbers. Received: {bad}")
     archive = os.path.join(card_dir, f"{card['name']}.tar.gz")
     sha256 = make_archive(bundle_dir, archive)
     card["weights"] = {
@@ -39,19 +43,16 @@ def publish(bundle_dir, card_dir, metrics=None, notes=None):
         "urls": [],
     }
     if metrics:
-        bad = {k: v for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
-        if bad:
-            raise ValueError(f"Metrics must be numbers. Received: {bad}")
         card["metrics"] = {**card.get("metrics", {}), **metrics}
     if notes is not None:
         card["notes"] = notes
     text = json.dumps(card, indent=2, ensure_ascii=False) + "\n"
-    parse_card(text, card_path, card_dir)
+    published = parse_card(text, card_path, card_dir)
     mode = os.stat(card_path).st_mode & 0o777
     with atomic_write(card_path, "w") as f:
         f.write(text)
     os.chmod(card_path, mode)  # the temporary file's 0600 would hide the card from other users of an installed zoo
-    return parse_card(text, card_path, card_dir)
+    return published
 
 
 def main(argv=None):

@@ -310,9 +310,11 @@ def test_publish_puts_a_bundle_behind_a_card(bundle, cache, tmp_path, monkeypatc
     assert "tiny_mlp_toy" in presets.list_presets()
     no_sockets(monkeypatch)
     np.testing.assert_allclose(keras_ssl.load("tiny_mlp_toy").predict(X, verbose=0), expected, atol=1e-6)
+    archive.write_bytes(b"the archive a refused edit must not touch")
     with pytest.raises(ValueError, match="Metrics must be numbers"):
         publish(path, tmp_path / "zoo" / "tiny_mlp_toy", metrics={"knn": "high"})
     assert presets.get_preset("tiny_mlp_toy").metrics == {"knn": 0.5}  # the refused edit left the card as it was
+    assert archive.read_bytes() == b"the archive a refused edit must not touch"  # and the archive
 
 
 def test_every_preset_loads_offline_in_a_fresh_cache(cache, monkeypatch):
