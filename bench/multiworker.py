@@ -12,7 +12,6 @@ hardware to gain. Writes bench/results/multiworker_<backend>_cpu.json.
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -62,16 +61,6 @@ def worker(args):
             }
         )
     )
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def run(mode, threads, index, ports, args, backend):
@@ -130,6 +119,8 @@ def main():
         return worker(args)
 
     import keras
+
+    from keras_ssl.testing.multiworker import free_ports
 
     backend = keras.backend.backend()
     single, multi = [], []

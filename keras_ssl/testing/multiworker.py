@@ -14,12 +14,24 @@ and says which worker it lost.
 
 import os
 import signal
+import socket
 import sys
 import time
 
 import numpy as np
 
 NUM_IMAGES, GLOBAL_BATCH = 64, 16
+
+
+def free_ports(count):
+    """`count` TCP ports free on 127.0.0.1 now, for a cluster of worker processes (TF_CONFIG, a JAX coordinator)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
 
 
 def main(mode, output, options):

@@ -10,7 +10,6 @@ which trains through `keras_ssl.trainers.distribution.distribution_scope`, as
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 
 from keras_ssl.testing import REPO_ROOT, shared_data_file
+from keras_ssl.testing.multiworker import free_ports
 
 TIMEOUT = 300
 
@@ -29,16 +29,6 @@ def _distributed_backends():
     if keras.backend.backend() not in ("tensorflow", "jax"):
         pytest.skip("multi-worker runs use tf.distribute or keras.distribution")
     shared_data_file("cifar10/cifar10.npz")
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def environment(index, ports):
