@@ -32,6 +32,8 @@ import sys
 import tempfile
 import time
 
+from timing import step_timer
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "cifar10", "cifar10.npz")
@@ -71,18 +73,7 @@ def masked_lm_child(jit, batch, length, vocabulary, steps, warmup):
     ids = rng.integers(5, vocabulary, size=(batch * (warmup + steps), length)).astype("int32")
     ids[:, 0] = 2
 
-    class Timer(keras.callbacks.Callback):
-        times = []
-
-        def on_train_batch_begin(self, step, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, step, logs=None):
-            float(logs["loss"])  # waits for the step
-            if step >= warmup:
-                self.times.append(time.perf_counter() - self.start)
-
-    timer = Timer()
+    timer = step_timer(warmup)
     method.fit(ids, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
     seconds = statistics.median(timer.times)
     return {

@@ -18,7 +18,8 @@ import argparse
 import json
 import math
 import statistics
-import time
+
+from timing import step_timer
 
 
 def main():
@@ -82,18 +83,7 @@ def main():
         .prefetch(tf.data.AUTOTUNE)
     )
 
-    class Timer(keras.callbacks.Callback):
-        times = []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            float(logs["loss"])  # waits for the step
-            if batch >= args.warmup:
-                self.times.append(time.perf_counter() - self.start)
-
-    timer = Timer()
+    timer = step_timer(args.warmup)
     model.fit(data, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
     seconds = statistics.median(timer.times)
     print(

@@ -24,6 +24,9 @@ Two modes are timed in one run:
     ``SimCLRTransform(input_size=32, gaussian_blur=0.0)`` is applied per
     image through a ``torch.utils.data.DataLoader``; the whole loop
     (augmentation, collation, training step) is timed.
+``encoder`` (only when asked for)
+    The backbone's forward and backward passes alone on the prepared
+    views, for bench/simclr_profile.py's split of the step.
 
 Throughput counts each source image once per step (``batch_size`` images
 per step), not once per view.
@@ -181,6 +184,31 @@ def bench_step(images: np.ndarray, args) -> dict:
     return summarize(times, args.batch_size, args.warmup, cpu, args.threads)
 
 
+def bench_encoder(images: np.ndarray, args) -> dict:
+    """Time the backbone's forward and backward passes alone (one pass per view, as in the step), no head or update:
+    the counterpart of the `encoder 2 passes` part of bench/simclr_profile.py."""
+    transform = cifar_transform()
+    pairs = [transform(Image.fromarray(img)) for img in images[: args.batch_size]]
+    x0, x1 = (x.contiguous() for x in collate_views(pairs))
+    model, _, _ = build_training(args.seed)
+
+    def passes():
+        model.zero_grad(set_to_none=True)
+        loss = model.backbone(x0).square().mean() + model.backbone(x1).square().mean()
+        loss.backward()
+        return loss.item()
+
+    for _ in range(args.warmup):
+        passes()
+    times = []
+    cpu_start = time.process_time()
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        passes()
+        times.append(time.perf_counter() - start)
+    return summarize(times, args.batch_size, args.warmup, time.process_time() - cpu_start, args.threads)
+
+
 def bench_end_to_end(images: np.ndarray, args) -> dict:
     """Time the full loop: per-image augmentation via DataLoader + step."""
     total_steps = args.warmup + args.steps
@@ -233,7 +261,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers for end_to_end mode")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--modes", nargs="+", choices=["step", "end_to_end"], default=["step", "end_to_end"])
+    p.add_argument("--modes", nargs="+", choices=["step", "end_to_end", "encoder"], default=["step", "end_to_end"])
     p.add_argument("--output", type=Path, default=None, help="write results JSON here")
     args = p.parse_args(argv)
     if args.batch_size < 2 or args.steps < 1 or args.warmup < 0 or args.threads < 1:
@@ -264,7 +292,7 @@ def main(argv=None) -> int:
         "cpu_count": os.cpu_count(),
         "load_average_before": os.getloadavg()[0],
     }
-    runners = {"step": bench_step, "end_to_end": bench_end_to_end}
+    runners = {"step": bench_step, "end_to_end": bench_end_to_end, "encoder": bench_encoder}
     for mode in args.modes:
         print(f"[lightly] running {mode} ...", file=sys.stderr, flush=True)
         result[mode] = runners[mode](images, args)

@@ -29,7 +29,8 @@ import json
 import os
 import statistics
 import sys
-import time
+
+from timing import median_seconds, step_timer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -55,17 +56,6 @@ def token_batch(args):
     ids = rng.integers(5, args.vocabulary, size=(args.batch, args.length)).astype("int32")
     ids[:, 0] = 2  # [CLS]
     return ids
-
-
-def median_seconds(fn, repeats, warmup):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def parts_tensorflow(method, ids, jit):
@@ -184,6 +174,7 @@ def block(value):
 
 def measure(args, jit):
     import keras
+    import numpy as np
 
     backend = keras.backend.backend()
     method = build(args)
@@ -191,21 +182,7 @@ def measure(args, jit):
     method.compile(learning_rate=1e-3, jit_compile=jit)
     # The step inside fit: build the model, then time steps of one long epoch.
     steps = args.warmup + args.repeats
-
-    class Timer(keras.callbacks.Callback):
-        times = []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            float(logs["loss"])
-            if batch >= args.warmup:
-                self.times.append(time.perf_counter() - self.start)
-
-    import numpy as np
-
-    timer = Timer()
+    timer = step_timer(args.warmup)
     method.fit(np.tile(ids, (steps, 1)), batch_size=args.batch, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
     results = {"train_step": statistics.median(timer.times)}
     parts = parts_tensorflow(method, ids, jit) if backend == "tensorflow" else parts_jax(method, ids, jit)

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from keras_ssl.cli import quiet
 from keras_ssl.testing import REPO_ROOT
 
@@ -36,6 +38,7 @@ def test_the_filter_writes_back_everything_else_written_to_fd_2(capfd):
     assert capfd.readouterr().err == "python's own warning\na real error\n"
 
 
+@pytest.mark.any_backend  # imports TensorFlow in a subprocess whatever the suite's backend
 def test_importing_tensorflow_under_quiet_prints_no_banner():
     code = "from keras_ssl.cli.quiet import quiet\nwith quiet():\n    import tensorflow\nprint('imported')\n"
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_SSL_DEBUG")}

@@ -31,9 +31,12 @@ def python_blocks():
             line = text.count("\n", 0, match.start()) + 1
             name = f"{path.relative_to(REPO_ROOT).as_posix()}:{line}"
             code = match.group(1)
-            # Blocks that export a bundle write a SavedModel (skipped under torch, see conftest.py).
-            # Blocks that export or pretrain write a SavedModel (skipped under torch, see conftest.py).
-            marks = [pytest.mark.savedmodel] if re.search(r"\bexport\(|\"pretrain\"", code) else []
+            # An example shows the API, the same on every backend, whose code the method tests run on each: the
+            # default suite runs it under TensorFlow (see conftest.py). Blocks that export or pretrain write a
+            # SavedModel (skipped under torch).
+            marks = [pytest.mark.any_backend]
+            if re.search(r"\bexport\(|\"pretrain\"", code):
+                marks.append(pytest.mark.savedmodel)
             # Blocks that train (10-20 s each on 2 CPU cores) run in the large suite.
             if re.search(r"\.fit\(", code):
                 marks.append(pytest.mark.large)

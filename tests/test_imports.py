@@ -39,6 +39,8 @@ LAYER_ORDER = (
     ("testing",),
 )
 RANK = {name: rank for rank, names in enumerate(LAYER_ORDER) for name in names}
+# Source reading and subprocesses that choose their own backend: the same checks under every backend.
+pytestmark = pytest.mark.any_backend
 
 
 def imported_modules(tree, top_level_only):

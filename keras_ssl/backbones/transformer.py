@@ -34,7 +34,8 @@ class TransformerEncoder(keras.Model):
         max_length: the most tokens per sequence (learned positions).
         norm_first: pre-LN blocks (stabler for short training) instead of
             BERT's post-LN; pre-LN adds a final LayerNorm.
-        dropout: dropout on embeddings, attention and MLP outputs.
+        dropout: dropout on embeddings, attention weights, and the outputs of
+            attention and MLP; not on the MLP's hidden units (as in BERT).
         pad_id: the id of padding, which attention ignores.
     """
 
@@ -80,6 +81,7 @@ class TransformerEncoder(keras.Model):
                 dropout=dropout,
                 norm_first=norm_first,
                 epsilon=1e-12,
+                mlp_hidden_dropout=False,
                 name=f"block{i + 1}",
             )
             x = block(x, padding_mask=mask)

@@ -236,6 +236,8 @@ class TransformerBlock(layers.Layer):
         num_heads: attention heads; the token dimension must divide by it.
         mlp_dim: hidden units of the MLP (usually 4x the token dimension).
         dropout: dropout on attention weights and after each sublayer.
+        mlp_hidden_dropout: also drop the MLP's hidden units, as ViT does;
+            BERT does not (its encoder passes False).
         norm_first: LayerNorm before each sublayer (pre-LN, ViT/MAE) or after
             the residual sum (post-LN, the original BERT).
         activation: the MLP's activation.
@@ -245,9 +247,20 @@ class TransformerBlock(layers.Layer):
     padding.
     """
 
-    def __init__(self, num_heads, mlp_dim, dropout=0.0, norm_first=True, activation="gelu", epsilon=1e-6, **kwargs):
+    def __init__(
+        self,
+        num_heads,
+        mlp_dim,
+        dropout=0.0,
+        norm_first=True,
+        activation="gelu",
+        epsilon=1e-6,
+        mlp_hidden_dropout=True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_heads, self.mlp_dim = int(num_heads), int(mlp_dim)
+        self.mlp_hidden_dropout = bool(mlp_hidden_dropout)
         self.dropout, self.norm_first, self.activation, self.epsilon = (
             float(dropout),
             bool(norm_first),
@@ -289,7 +302,10 @@ class TransformerBlock(layers.Layer):
         return self.drop(out, training=training)
 
     def _mlp(self, x, training):
-        return self.drop(self.mlp_out(self.drop(self.mlp_in(x), training=training)), training=training)
+        hidden = self.mlp_in(x)
+        if self.mlp_hidden_dropout:
+            hidden = self.drop(hidden, training=training)
+        return self.drop(self.mlp_out(hidden), training=training)
 
     def call(self, x, padding_mask=None, training=False):
         # (B, 1, L): every query may attend to every real key.
@@ -312,4 +328,5 @@ class TransformerBlock(layers.Layer):
             "norm_first": self.norm_first,
             "activation": self.activation,
             "epsilon": self.epsilon,
+            "mlp_hidden_dropout": self.mlp_hidden_dropout,
         }

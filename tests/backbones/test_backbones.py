@@ -170,3 +170,21 @@ def test_bad_arguments_raise():
         with pytest.raises(ValueError, match="Received") as info:
             build()
         assert fragment in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("hidden_dropout", [False, True])
+def test_bert_blocks_drop_mlp_outputs_but_not_hidden_units(hidden_dropout):
+    """BERT drops the MLP's output only; ViT also its hidden units. Dropping only the output keeps each element
+    either 0 or the undropped value / (1 - rate); dropping the hidden units too changes the values themselves."""
+    from keras_ssl.backbones import TransformerEncoder
+    from keras_ssl.layers.transformer import TransformerBlock
+
+    encoder = TransformerEncoder(50, "tiny", max_length=8, dim=16, num_heads=2)
+    assert not any(layer.get_config()["mlp_hidden_dropout"] for layer in encoder.layers if "block" in layer.name)
+    block = TransformerBlock(2, 32, dropout=0.5, mlp_hidden_dropout=hidden_dropout)
+    x = keras.random.normal((2, 8, 16), seed=1)
+    block.build(x.shape)
+    kept = keras.ops.convert_to_numpy(block.mlp_out(block.mlp_in(x))) / 0.5
+    dropped = keras.ops.convert_to_numpy(block._mlp(x, training=True))
+    output_only = np.isclose(dropped, 0.0) | np.isclose(dropped, kept, rtol=1e-5, atol=1e-6)
+    assert output_only.all() != hidden_dropout

@@ -6,6 +6,9 @@ import pytest
 from keras_ssl.data.cifar import CIFAR10_LABELS, load_cifar10_npz
 from keras_ssl.testing import shared_data_file
 
+# Files, cards and text only: no backend in play (see conftest.py).
+pytestmark = pytest.mark.any_backend
+
 
 def _small_npz(path, **overrides):
     rng = np.random.default_rng(1)

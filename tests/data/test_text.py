@@ -5,6 +5,9 @@ import pytest
 from keras_ssl.data import drop_subphrases, load_sst2, load_wikitext, read_text_files
 from keras_ssl.testing import shared_data_file
 
+# Files, cards and text only: no backend in play (see conftest.py).
+pytestmark = pytest.mark.any_backend
+
 
 def test_wikitext_lines_keep_unk_as_the_tokenizers_unknown_token():
     lines = load_wikitext(shared_data_file("wikitext-2/wiki.valid.tokens"))

@@ -6,6 +6,9 @@ import pytest
 from keras_ssl.data import SPECIAL_TOKENS, WordPieceTokenizer
 from keras_ssl.testing import shared_data_file
 
+# Files, cards and text only: no backend in play (see conftest.py).
+pytestmark = pytest.mark.any_backend
+
 
 @pytest.fixture(scope="module")
 def lines():

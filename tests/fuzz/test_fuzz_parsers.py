@@ -15,6 +15,9 @@ import pytest
 from keras_ssl.bundle import InvalidBundleError
 from keras_ssl.presets.cards import InvalidCardError
 
+# Files, cards and text only: no backend in play (see conftest.py).
+pytestmark = pytest.mark.any_backend
+
 SEEDS = {name: pathlib.Path(fuzz_parsers.CORPUS, name).read_bytes() for name in sorted(os.listdir(fuzz_parsers.CORPUS))}
 
 

@@ -15,6 +15,9 @@ from keras_ssl.presets.archive import (
     tree_manifest,
 )
 
+# Files, cards and text only: no backend in play (see conftest.py).
+pytestmark = pytest.mark.any_backend
+
 FILES = {
     "saved_model.pb": os.urandom(4096),
     "variables/variables.index": b"index",

@@ -9,6 +9,9 @@ from keras_ssl import methods, presets
 from keras_ssl.presets import render
 from keras_ssl.testing import REPO_ROOT
 
+# Files, cards and text only: no backend in play (see conftest.py).
+pytestmark = pytest.mark.any_backend
+
 
 def valid_card(**changes):
     card = {
