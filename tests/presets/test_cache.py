@@ -20,6 +20,9 @@ import pytest
 from keras_ssl.presets import cache
 from keras_ssl.testing import REPO_ROOT
 
+# Files, cards and text only: no backend in play (see conftest.py).
+pytestmark = pytest.mark.any_backend
+
 PAYLOAD = os.urandom(200_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 NAME = "encoder.tar.gz"
@@ -29,9 +32,6 @@ SCRIPT = """
 import os, sys, time
 url, sha, size, name, cache_dir, ready, go = sys.argv[1:]
 from keras_ssl.presets import cache
-
-# Files, cards and text only: no backend in play (see conftest.py).
-pytestmark = pytest.mark.any_backend
 heavy = {"keras", "tensorflow", "numpy", "jax"} & set(sys.modules)
 assert not heavy, f"keras_ssl.presets.cache imported {heavy}"
 open(ready, "w").close()
