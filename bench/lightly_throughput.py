@@ -162,51 +162,48 @@ def summarize(step_times: list[float], batch_size: int, warmup: int, cpu_seconds
     }
 
 
-def bench_step(images: np.ndarray, args) -> dict:
-    """Time forward+backward+update on fixed, pre-augmented float views."""
+def prepared_views(images: np.ndarray, args):
+    """Both views of the first batch, augmented once by lightly's transform, as contiguous float tensors."""
     transform = cifar_transform()
-    batch = images[: args.batch_size]
-    pairs = [transform(Image.fromarray(img)) for img in batch]
+    pairs = [transform(Image.fromarray(img)) for img in images[: args.batch_size]]
     x0, x1 = collate_views(pairs)
-    x0, x1 = x0.contiguous(), x1.contiguous()
+    return x0.contiguous(), x1.contiguous()
 
-    model, criterion, optimizer = build_training(args.seed)
+
+def timed_calls(fn, args) -> dict:
+    """`args.warmup` untimed calls of `fn`, then `args.steps` timed ones, summarised with this process's CPU time."""
     for _ in range(args.warmup):
-        train_step(model, criterion, optimizer, x0, x1)
-
+        fn()
     times = []
     cpu_start = time.process_time()
     for _ in range(args.steps):
         start = time.perf_counter()
-        train_step(model, criterion, optimizer, x0, x1)
+        fn()
         times.append(time.perf_counter() - start)
     cpu = time.process_time() - cpu_start
     return summarize(times, args.batch_size, args.warmup, cpu, args.threads)
 
 
+def bench_step(images: np.ndarray, args) -> dict:
+    """Time forward+backward+update on fixed, pre-augmented float views."""
+    x0, x1 = prepared_views(images, args)
+    model, criterion, optimizer = build_training(args.seed)
+    return timed_calls(lambda: train_step(model, criterion, optimizer, x0, x1), args)
+
+
 def bench_encoder(images: np.ndarray, args) -> dict:
     """Time the backbone's forward and backward passes alone (one pass per view, as in the step), no head or update:
     the counterpart of the `encoder 2 passes` part of bench/simclr_profile.py."""
-    transform = cifar_transform()
-    pairs = [transform(Image.fromarray(img)) for img in images[: args.batch_size]]
-    x0, x1 = (x.contiguous() for x in collate_views(pairs))
+    x0, x1 = prepared_views(images, args)
     model, _, _ = build_training(args.seed)
 
     def passes():
         model.zero_grad(set_to_none=True)
         loss = model.backbone(x0).square().mean() + model.backbone(x1).square().mean()
         loss.backward()
-        return loss.item()
+        return loss.item()  # forces completion before the clock stops
 
-    for _ in range(args.warmup):
-        passes()
-    times = []
-    cpu_start = time.process_time()
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        passes()
-        times.append(time.perf_counter() - start)
-    return summarize(times, args.batch_size, args.warmup, time.process_time() - cpu_start, args.threads)
+    return timed_calls(passes, args)
 
 
 def bench_end_to_end(images: np.ndarray, args) -> dict:

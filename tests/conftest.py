@@ -25,8 +25,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "savedmodel: writes a TensorFlow SavedModel (keras_ssl.export); not under torch")
     config.addinivalue_line(
         "markers",
-        "any_backend: depends on no backend (a doc example, a subprocess that picks its own); the default suite runs "
-        "it under TensorFlow, the large suite under JAX",
+        "any_backend: depends on no backend (a doc example, files and cards, a subprocess that picks its own); the "
+        "default suite runs it under TensorFlow, the large suite under JAX",
     )
 
 
